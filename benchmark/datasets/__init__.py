@@ -1,0 +1,2 @@
+"""Datasets: video sources (vp_synth, real data) and the clip dataset the protocol trains on."""
+from benchmark.datasets.clips import PRIVACY_ATTRIBUTES, ClipDataset  # noqa: F401
