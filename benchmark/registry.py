@@ -52,12 +52,14 @@ class UnknownNameError(KeyError):
         return str(self.args[0])
 
 
-def closest(name: str, valid: list[str] | tuple[str, ...], kind: str) -> str:
+def closest(name: str, valid: list[str] | tuple[str, ...], kind: str,
+            show_valid: bool = True) -> str:
     """One-line message for an unknown ``name`` among ``valid``, with near misses."""
     valid = sorted(valid)
     near = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(n) for n in near)}? " if near else ''
-    return f"unknown {kind} {name!r}: {hint}valid {kind}s: {', '.join(valid)}"
+    hint = f"did you mean {', '.join(repr(n) for n in near)}?" if near else 'no close match.'
+    listing = f" valid {kind}s: {', '.join(valid)}" if show_valid else ''
+    return f"unknown {kind} {name!r}: {hint}{listing}"
 
 
 def import_all() -> None:

@@ -1,0 +1,45 @@
+"""Downsample-2x / Downsample-4x: low-resolution video (Ryoo et al., AAAI 2017, and
+Dai et al., 2015, as cited by the RAPrivacy paper's Table 1).
+
+No public code fixes the operation; ours: area averaging over ``factor x factor`` blocks (the
+anti-aliased reduction a low-resolution sensor gives), then bilinear upsampling back to the
+input size, so the target models see the same input size as every other method.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from baselines.regions import frames, unframes
+from benchmark.anonymizer import Anonymizer
+from benchmark.registry import ANONYMIZERS
+
+
+@ANONYMIZERS.register_module()
+class Downsample(Anonymizer):
+    """Area downsampling by ``factor`` and bilinear upsampling back.
+
+    Args:
+        factor (int): Reduction factor of both sides. Defaults to 2.
+        upsample (str): Interpolation back to the input size, ``'bilinear'`` or
+            ``'nearest'``. Defaults to ``'bilinear'``.
+    """
+
+    privacy_learning = False
+
+    def __init__(self, factor: int = 2, upsample: str = 'bilinear') -> None:
+        super().__init__()
+        if factor < 1:
+            raise ValueError(f'Downsample factor must be >= 1, got {factor}')
+        self.factor = factor
+        self.upsample = upsample
+        self.table_name = f'Downsample-{factor}x'
+
+    def forward(self, clips: torch.Tensor, aux=None) -> torch.Tensor:
+        n, _, t, h, w = clips.shape
+        x = frames(clips)
+        small = F.interpolate(x, size=(max(1, h // self.factor), max(1, w // self.factor)),
+                              mode='area')
+        kwargs = {'align_corners': False} if self.upsample == 'bilinear' else {}
+        x = F.interpolate(small, size=(h, w), mode=self.upsample, **kwargs)
+        return unframes(x, n, t)

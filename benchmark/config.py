@@ -1,0 +1,160 @@
+"""Compose a run's config from its layers: runtime, dataset, profile, method, overrides.
+
+``resolve_config('raw', 'vp_synth', 'cpu')`` merges, in order:
+
+1. ``configs/_base_/default_runtime.py``
+2. ``configs/_base_/datasets/<dataset>.py`` (``dataset``; for a transfer run also
+   ``fit_dataset`` from ``--train-dataset``)
+3. ``configs/_base_/profiles/<profile>.py`` (target models, clip size, schedule)
+4. ``configs/methods/<method>.py`` (``anonymizer``, and ``fit`` for learning methods)
+5. the ``profiles[<profile>]`` entries of the dataset and method layers (what a profile
+   changes for that dataset or method only)
+6. ``--cfg-options key=value`` from the command line.
+
+Every layer is a plain MMEngine config file; a profile is a layer, never a code path.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+from mmengine.config import Config, ConfigDict
+
+from benchmark.registry import UnknownNameError, closest
+
+CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
+BASE_DIR = CONFIG_DIR / '_base_'
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.stem for p in folder.glob('*.py') if not p.stem.startswith('_'))
+
+
+def available_methods() -> list[str]:
+    return _names(CONFIG_DIR / 'methods')
+
+
+def available_datasets() -> list[str]:
+    return _names(BASE_DIR / 'datasets')
+
+
+def available_profiles() -> list[str]:
+    return _names(BASE_DIR / 'profiles')
+
+
+def _layer(folder: Path, name: str, kind: str, valid: list[str]) -> Config:
+    if name not in valid:
+        raise UnknownNameError(closest(name, valid, kind))
+    return Config.fromfile(str(folder / f'{name}.py'))
+
+
+def _merge(cfg: Config, layer: Config | dict) -> None:
+    cfg.merge_from_dict(layer.to_dict() if isinstance(layer, Config) else dict(layer))
+
+
+def _drop_private(d):
+    if isinstance(d, dict):
+        return {k: _drop_private(v) for k, v in d.items() if not str(k).startswith('_')}
+    if isinstance(d, (list, tuple)):
+        return type(d)(_drop_private(v) for v in d)
+    return d
+
+
+def _valid_keys(d: dict, prefix: str = '') -> list[str]:
+    keys = []
+    for k, v in d.items():
+        keys.append(prefix + k)
+        if isinstance(v, dict):
+            keys.extend(_valid_keys(v, prefix + k + '.'))
+    return keys
+
+
+def check_overrides(cfg: Config, options: dict) -> None:
+    """Refuse ``--cfg-options`` keys that change nothing the config has.
+
+    A new key is allowed only inside an existing component dict (one with ``type``), where it
+    becomes a constructor argument; anything else is a typo and gets a near-miss message.
+    """
+    valid = _valid_keys(cfg.to_dict())
+    for key in options:
+        if key in valid:
+            continue
+        parent = key.rsplit('.', 1)[0] if '.' in key else ''
+        node = cfg.to_dict()
+        ok = bool(parent)
+        for part in parent.split('.') if parent else []:
+            if not isinstance(node, dict) or part not in node:
+                ok = False
+                break
+            node = node[part]
+        if ok and isinstance(node, dict) and 'type' in node:
+            continue
+        raise UnknownNameError(closest(key, valid, 'config key', show_valid=False)
+                               + ' (bench config METHOD DATASET prints every key)')
+
+
+def resolve_config(method: str, dataset: str, profile: str = 'cpu',
+                   train_dataset: str | None = None, options: dict | None = None,
+                   seed: int = 0) -> Config:
+    """The full, resolved config of one run (see the module docstring for the order)."""
+    methods, datasets, profiles = available_methods(), available_datasets(), available_profiles()
+    cfg = Config.fromfile(str(BASE_DIR / 'default_runtime.py'))
+    data_layer = _layer(BASE_DIR / 'datasets', dataset, 'dataset', datasets)
+    fit_layer = (_layer(BASE_DIR / 'datasets', train_dataset, 'dataset', datasets)
+                 if train_dataset and train_dataset != dataset else None)
+    profile_layer = _layer(BASE_DIR / 'profiles', profile, 'profile', profiles)
+    method_layer = _layer(CONFIG_DIR / 'methods', method, 'method', methods)
+
+    _merge(cfg, data_layer)
+    _merge(cfg, profile_layer)
+    _merge(cfg, method_layer)
+    for layer in (data_layer, method_layer):
+        per_profile = layer.to_dict().get('profiles', {}).get(profile)
+        if per_profile:
+            _merge(cfg, per_profile)
+    # fit_dataset: where the anonymizer is fitted; None means the evaluation dataset.
+    fit_dataset = None
+    if fit_layer is not None:
+        fit_cfg = Config(dict(dataset=fit_layer.to_dict()['dataset']))
+        per_profile = fit_layer.to_dict().get('profiles', {}).get(profile)
+        if per_profile and 'dataset' in per_profile:
+            fit_cfg.merge_from_dict(dict(dataset=per_profile['dataset']))
+        fit_dataset = fit_cfg.to_dict()['dataset']
+    cfg.merge_from_dict(dict(method=method, profile=profile, seed=seed))
+    clean = _drop_private(cfg.to_dict())
+    clean.pop('profiles', None)
+    clean['fit_dataset'] = fit_dataset
+    clean.setdefault('fit', None)
+    cfg = Config(clean)
+    if options:
+        check_overrides(cfg, options)
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable hash of what a run computes (seed included), for resume and caching."""
+    text = json.dumps(_jsonable(cfg.to_dict()), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _jsonable(d):
+    if isinstance(d, (dict, ConfigDict)):
+        return {str(k): _jsonable(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_jsonable(v) for v in d]
+    return d
+
+
+def flatten(d: dict, prefix: str = '') -> dict[str, str]:
+    """Dotted keys to string values, for MLflow params."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f'{prefix}{k}'
+        if isinstance(v, dict):
+            out.update(flatten(v, key + '.'))
+        else:
+            out[key] = json.dumps(_jsonable(v)) if isinstance(v, (list, tuple)) else str(v)
+    return out

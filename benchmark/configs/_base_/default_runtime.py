@@ -1,0 +1,14 @@
+# Runtime settings shared by every run. The protocol builds one MMEngine Runner per stage
+# (fit, action, privacy) from these and the layers above them.
+default_scope = 'benchmark'
+protocol_version = 1
+seed = 0
+env_cfg = dict(cudnn_benchmark=False,
+               mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+log_level = 'INFO'
+log_interval = 10
+# Test views of the protocol (paper 4.2): 5 clips x 3 crops per video.
+clip = dict(num_clips=5, num_crops=3, resize_short=None)
+# Test clips whose anonymized frames are saved for the report's comparison grid.
+sample_videos = 4

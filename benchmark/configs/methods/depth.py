@@ -1,0 +1,2 @@
+# Depth Image: the depth map as a grey image (baselines/depth.py).
+anonymizer = dict(type='DepthImage')

@@ -1,0 +1,2 @@
+# Raw Data: the unmodified frames (baselines/identity.py).
+anonymizer = dict(type='Identity')

@@ -1,0 +1,443 @@
+"""The protocol: one procedure judges every method.
+
+1. ``fit``: fit the anonymizer on the training split of ``fit_dataset`` (the evaluation
+   dataset unless this is a transfer run); a no-op for fixed methods. Then freeze it.
+2. ``action``: train a fresh target action model on anonymized training clips (cross-entropy),
+   test it on anonymized test videos: top-1 of the view-averaged probabilities over
+   ``num_clips`` x ``num_crops`` views (5 x 3 as in the paper).
+3. ``privacy``: the same with a fresh multi-label privacy model (binary cross-entropy over the
+   5 attributes, video-level labels): AP per attribute, cMAP, F1.
+
+Every stage is an MMEngine Runner in its own folder of the run directory, checkpointing as it
+goes; a stage that finished leaves ``result.json``. Running the same command again after an
+interruption skips finished stages, resumes the interrupted one from its last checkpoint, and
+reuses the same MLflow parent run, so a (method, dataset, profile, seed) ends with exactly one
+complete run.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import inspect
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.runner import Runner
+
+from benchmark import tracking
+from benchmark.anonymizer import build_anonymizer
+from benchmark.config import config_hash, flatten
+from benchmark.data import load_anonymizer_state
+from benchmark.metrics import PROTOCOL_VERSION
+from benchmark.registry import DATASETS, import_all
+
+STAGES = ('fit', 'action', 'privacy')
+STATE_FILE = 'state.json'
+RESULT_FILE = 'result.json'
+
+
+@contextlib.contextmanager
+def own_checkpoints():
+    """Let MMEngine resume from the checkpoints this run wrote in its own folder.
+
+    MMEngine 0.10.7 saves its message-hub state (numpy scalars, history buffers) in every
+    checkpoint, which torch's weights-only unpickler refuses, and loads them without saying
+    ``weights_only``. Only the runner's own resume happens inside this block; every other
+    load in the suite asks for ``weights_only=True`` explicitly.
+    """
+    key = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
+    before = os.environ.get(key)
+    os.environ[key] = '1'
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
+
+
+class ProtocolError(RuntimeError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+def run_dir_name(cfg: Config) -> Path:
+    data = cfg.dataset.name
+    if cfg.fit_dataset:
+        data = f'{cfg.fit_dataset["name"]}_to_{data}'
+    return Path(data) / cfg.method / cfg.profile / f'seed{cfg.seed}'
+
+
+def run_key(cfg: Config) -> str:
+    train = cfg.fit_dataset['name'] if cfg.fit_dataset else cfg.dataset.name
+    return f'{cfg.method}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def _source_cfg(dataset: dict, split: str, needs: tuple[str, ...]) -> dict:
+    """The dataset's source config for ``split``, asking for the aux maps the method needs.
+
+    Sources that compute aux maps (real video) take ``aux``; vp_synth renders them all anyway.
+    """
+    src = copy.deepcopy(dict(dataset['source']))
+    src['split'] = split
+    cls = DATASETS.get(src['type'])
+    if cls is None:
+        raise ProtocolError(f'dataset source type {src["type"]!r} is not registered')
+    if 'aux' in inspect.signature(cls.__init__).parameters:
+        src['aux'] = tuple(needs)
+    return src
+
+
+class Protocol:
+    """One run of the protocol for a resolved config.
+
+    Args:
+        cfg (Config): From :func:`benchmark.config.resolve_config`.
+        work_root (Path): Root of all runs' folders (``work_dirs``).
+        tracking_uri (str): MLflow store.
+        device (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
+        amp (bool): bf16 mixed precision (CUDA only). Defaults to False.
+        log (callable): Progress printer. Defaults to ``print``.
+    """
+
+    def __init__(self, cfg: Config, work_root: Path, tracking_uri: str, device: str = 'cpu',
+                 amp: bool = False, log=print) -> None:
+        import_all()
+        self.cfg = cfg
+        self.work_root = Path(work_root)
+        self.run_dir = self.work_root / run_dir_name(cfg)
+        self.tracking_uri = tracking_uri
+        self.device = device
+        self.amp = amp
+        self.log = log
+        self.hash = config_hash(cfg)
+        self.anonymizer = build_anonymizer(cfg.anonymizer)  # fail early on a bad method config
+        self.needs = tuple(self.anonymizer.needs)
+        self.fit_data = cfg.fit_dataset or cfg.dataset.to_dict()
+        self.eval_data = cfg.dataset.to_dict()
+
+    # ----------------------------------------------------------------- state and tracking
+    def _prepare(self, fresh: bool) -> dict | None:
+        """Load or start the run's state; return the final metrics if it is already complete."""
+        state = _read_json(self.run_dir / STATE_FILE)
+        if state and fresh:
+            shutil.rmtree(self.run_dir)
+            state = None
+        if state and state.get('config_hash') != self.hash:
+            raise ProtocolError(
+                f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
+                f', now {self.hash}): pass --fresh to discard it or --work-dir to keep both')
+        self.client = tracking.client(self.tracking_uri)
+        if state and state.get('complete'):
+            return _read_json(self.run_dir / RESULT_FILE)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if state is None:
+            state = {'config_hash': self.hash, 'run_key': run_key(self.cfg), 'runs': {},
+                     'complete': False}
+        self.state = state
+        self._parent_run()
+        return None
+
+    def _save_state(self) -> None:
+        _write_json(self.run_dir / STATE_FILE, self.state)
+
+    def _parent_run(self) -> None:
+        c = self.client
+        exp = tracking.experiment_id(c, self.cfg.dataset.name, self.tracking_uri)
+        parent = self.state['runs'].get('parent')
+        if parent:
+            c.update_run(parent, status='RUNNING')
+            self.log(f'resuming MLflow run {parent} from {self.run_dir}')
+            return
+        prov = tracking.provenance(self.device)
+        a = self.anonymizer
+        tags = {
+            'kind': 'parent', 'method': self.cfg.method, 'anonymizer': self.cfg.anonymizer['type'],
+            'table_name': a.table_name or self.cfg.method,
+            'privacy_learning': str(a.privacy_learning).lower(), 'readable': str(a.readable).lower(),
+            'dataset': self.cfg.dataset.name, 'train_dataset': self.fit_data['name'],
+            'profile': self.cfg.profile, 'seed': str(self.cfg.seed), 'run_key': run_key(self.cfg),
+            'protocol_version': str(PROTOCOL_VERSION), 'complete': 'false',
+            'config_hash': self.hash, 'work_dir': str(self.run_dir.resolve()), **prov,
+        }
+        run = c.create_run(exp, run_name=f'{self.cfg.method}-{self.cfg.profile}-s{self.cfg.seed}',
+                           tags={tracking.TAG + k: v for k, v in tags.items()})
+        run_id = run.info.run_id
+        self.state['runs']['parent'] = run_id
+        self._save_state()
+        params = flatten(self.cfg.to_dict())
+        params.update(tracking.package_versions())
+        from mlflow.entities import Param
+        items = [Param(k, v[:6000]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            c.log_batch(run_id, params=items[i:i + 100])
+        config_file = self.run_dir / f'{self.cfg.method}_{self.cfg.profile}_{self.cfg.dataset.name}.py'
+        self.cfg.dump(str(config_file))
+        c.log_artifact(run_id, str(config_file), 'config')
+        self.log(f'MLflow run {run_id} (experiment {self.cfg.dataset.name}) in {self.tracking_uri}')
+
+    def _child_run(self, stage: str) -> str:
+        run_id = self.state['runs'].get(stage)
+        if run_id:
+            self.client.update_run(run_id, status='RUNNING')
+            return run_id
+        parent = self.state['runs']['parent']
+        exp = self.client.get_run(parent).info.experiment_id
+        run = self.client.create_run(exp, run_name=f'{self.cfg.method}-{stage}', tags={
+            'mlflow.parentRunId': parent, tracking.TAG + 'kind': 'stage',
+            tracking.TAG + 'stage': stage, tracking.TAG + 'method': self.cfg.method,
+            tracking.TAG + 'profile': self.cfg.profile, tracking.TAG + 'seed': str(self.cfg.seed)})
+        self.state['runs'][stage] = run.info.run_id
+        self._save_state()
+        return run.info.run_id
+
+    # ----------------------------------------------------------------- runners
+    def _clip_kwargs(self, data: dict) -> dict:
+        c = self.cfg.clip
+        return dict(clip_len=c.clip_len, frame_interval=data['clip']['frame_interval'],
+                    crop_size=c.crop_size, resize_short=c.resize_short,
+                    num_clips=c.num_clips, num_crops=c.num_crops)
+
+    def _dataloader(self, data: dict, split: str, target: str, batch_size: int,
+                    num_workers: int, test: bool, infinite: bool = False) -> dict:
+        sampler = 'InfiniteSampler' if infinite else 'DefaultSampler'
+        return dict(batch_size=batch_size, num_workers=num_workers,
+                    persistent_workers=False,
+                    sampler=dict(type=sampler, shuffle=not test),
+                    collate_fn=dict(type='pseudo_collate'),
+                    dataset=dict(type='ClipDataset', source=_source_cfg(data, split, self.needs),
+                                 target=target, test_mode=test, **self._clip_kwargs(data)))
+
+    def _aux_channels(self, data: dict) -> tuple[str, ...]:
+        src = DATASETS.build(_source_cfg(data, 'test', self.needs))
+        return tuple(src.aux_channels)
+
+    def _runner(self, stage: str, **kwargs) -> Runner:
+        logging.getLogger('mmengine').setLevel(logging.INFO)
+        run_id = self._child_run(stage)
+        hooks = list(kwargs.pop('custom_hooks', []))
+        hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
+                          interval=max(1, self.cfg.log_interval // 2)))
+        return Runner(work_dir=str(self.run_dir / stage), custom_hooks=hooks,
+                      randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
+                      env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
+                      log_level=self.cfg.log_level, resume=True,
+                      experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
+                                      f'_{int(time.time() * 1e6) % 1_000_000}',
+                      **kwargs)
+
+    def _optim_type(self) -> dict:
+        if self.amp:
+            return dict(type='AmpOptimWrapper', dtype='bfloat16')
+        return dict(type='OptimWrapper')
+
+    def _fit(self) -> dict:
+        stage_dir = self.run_dir / 'fit'
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = stage_dir / 'anonymizer.pth'
+        start = time.time()
+        info: dict = {}
+        if self.cfg.fit:
+            fit = self.cfg.fit.to_dict()
+            model = copy.deepcopy(fit['model'])
+            model['anonymizer'] = self.cfg.anonymizer.to_dict()
+            model['data_preprocessor'] = dict(type='ClipPreprocessor', normalize=False,
+                                              keep_aux=True,
+                                              aux_channels=self._aux_channels(self.fit_data))
+            optim = copy.deepcopy(fit['optim_wrapper'])
+            if self.amp:
+                for part in (optim.values() if 'constructor' in optim else [optim]):
+                    if isinstance(part, dict) and 'optimizer' in part:
+                        part['type'] = 'AmpOptimWrapper'
+                        part['dtype'] = 'bfloat16'
+            runner = self._runner(
+                'fit', model=model,
+                train_dataloader=self._dataloader(self.fit_data, 'train', 'action',
+                                                  fit['batch_size'], fit.get('num_workers', 1),
+                                                  test=False, infinite=True),
+                train_cfg=dict(by_epoch=False, max_iters=fit['max_iters']),
+                optim_wrapper=optim, param_scheduler=fit.get('param_scheduler'),
+                default_hooks=dict(
+                    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                                    interval=fit.get('checkpoint_interval', 50),
+                                    max_keep_ckpts=1, save_last=True),
+                    logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
+            with own_checkpoints():
+                runner.train()
+            anonymizer = runner.model.anonymizer
+            torch.save(anonymizer.state_dict(), ckpt)
+            info['encoder'] = getattr(anonymizer, 'encoder_source', '')
+        else:
+            torch.save(self.anonymizer.state_dict(), ckpt)
+        _write_json(stage_dir / 'anonymizer.json', {
+            'anonymizer': self.cfg.anonymizer.to_dict(), 'method': self.cfg.method,
+            'clip_len': self.cfg.clip.clip_len, 'crop_size': self.cfg.clip.crop_size,
+            'aux_channels': list(self.needs), 'trained_on': self.fit_data['name']})
+        return dict(info=info, metrics={'time_fit_s': time.time() - start})
+
+    def _target(self, stage: str) -> dict:
+        sched = self.cfg.target_schedule
+        start = time.time()
+        model = copy.deepcopy((self.cfg.action_model if stage == 'action'
+                               else self.cfg.privacy_model).to_dict())
+        src = DATASETS.build(_source_cfg(self.eval_data, 'train', self.needs))
+        model['cls_head']['num_classes'] = (len(src.classes) if stage == 'action'
+                                            else len(src.attributes))
+        model['data_preprocessor'] = dict(
+            type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
+            anonymizer=self.cfg.anonymizer.to_dict(),
+            anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
+        views = self.cfg.clip.num_clips * self.cfg.clip.num_crops
+        epochs = sched.max_epochs
+        warmup = min(sched.warmup_epochs, max(epochs - 1, 0))
+        schedulers = []
+        if warmup:
+            schedulers.append(dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0,
+                                   end=warmup, convert_to_iter_based=True))
+        schedulers.append(dict(type='CosineAnnealingLR', T_max=epochs - warmup, eta_min=0,
+                               by_epoch=True, begin=warmup, end=epochs,
+                               convert_to_iter_based=True))
+        runner = self._runner(
+            stage, model=model,
+            train_dataloader=self._dataloader(self.eval_data, 'train', stage, sched.batch_size,
+                                              sched.num_workers, test=False),
+            train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs + 1),
+            optim_wrapper=dict(**self._optim_type(),
+                               optimizer=dict(type='AdamW', lr=sched.lr,
+                                              weight_decay=sched.weight_decay),
+                               clip_grad=dict(max_norm=40, norm_type=2)),
+            param_scheduler=schedulers,
+            test_dataloader=self._dataloader(self.eval_data, 'test', stage,
+                                             max(1, sched.batch_size // views),
+                                             sched.num_workers, test=True),
+            test_evaluator=dict(type='ActionTop1' if stage == 'action' else 'PrivacyLeakage'),
+            test_cfg=dict(type='TestLoop'),
+            default_hooks=dict(
+                checkpoint=dict(type='CheckpointHook', interval=sched.checkpoint_interval,
+                                max_keep_ckpts=1, save_last=True),
+                logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
+        with own_checkpoints():
+            runner.train()
+            metrics = {k: float(v) for k, v in runner.test().items()}
+        metrics[f'time_{stage}_s'] = time.time() - start
+        return dict(metrics=metrics)
+
+    def _samples(self) -> None:
+        """Save the same test clips, raw and anonymized, for the report's comparison grid."""
+        from benchmark.datasets.clips import ClipDataset
+        ds = ClipDataset(_source_cfg(self.eval_data, 'test', self.needs), test_mode=True,
+                         **{**self._clip_kwargs(self.eval_data), 'num_clips': 1, 'num_crops': 1})
+        k = min(self.cfg.sample_videos, len(ds))
+        picks = np.unique(np.linspace(0, len(ds) - 1, k).round().astype(int))
+        items = [ds[int(i)] for i in picks]
+        packed = torch.stack([it['inputs'][0] for it in items]).float() / 255
+        from benchmark.data import split_aux
+        rgb, aux = split_aux(packed, ds.metainfo['aux_channels'])
+        anonymizer = build_anonymizer(self.cfg.anonymizer)
+        load_anonymizer_state(anonymizer, self.run_dir / 'fit' / 'anonymizer.pth')
+        anonymizer.eval()
+        with torch.no_grad():
+            out = anonymizer(rgb, aux).clamp(0, 1)
+
+        def to_uint8(x):  # (K, 3, T, H, W) -> (K, T, H, W, 3)
+            return (x.permute(0, 2, 3, 4, 1) * 255).round().to(torch.uint8).numpy()
+        ids = np.array([it['data_samples'].metainfo['video_id'] for it in items])
+        folder = self.run_dir / 'samples'
+        folder.mkdir(exist_ok=True)
+        np.savez_compressed(folder / 'test_frames.npz', frames=to_uint8(out), video_ids=ids)
+        np.savez_compressed(folder / 'raw_frames.npz', frames=to_uint8(rgb), video_ids=ids)
+
+    # ----------------------------------------------------------------- the run
+    def run(self, fresh: bool = False) -> dict:
+        """Run (or resume) every stage; return the final metrics."""
+        done = self._prepare(fresh)
+        if done is not None:
+            self.log(f'{self.run_dir} is complete (MLflow run {done.get("run_id")}); '
+                     f'pass --fresh to run it again')
+            return done
+        parent = self.state['runs']['parent']
+        logger = MMLogger.get_current_instance()
+        del logger
+        try:
+            results = {}
+            total_start = time.time()
+            for stage in STAGES:
+                result_path = self.run_dir / stage / RESULT_FILE
+                result = _read_json(result_path)
+                if result is None:
+                    self.log(f'[{stage}] {self.cfg.method} on {self._stage_data(stage)} '
+                             f'({self.cfg.profile} profile, seed {self.cfg.seed})')
+                    result = self._fit() if stage == 'fit' else self._target(stage)
+                    if stage == 'fit':
+                        self._samples()
+                    (self.run_dir / stage).mkdir(parents=True, exist_ok=True)
+                    _write_json(result_path, result)
+                    self._finish_stage(stage, result)
+                else:
+                    self.log(f'[{stage}] already done, skipping')
+                results[stage] = result
+            return self._finish(results, time.time() - total_start)
+        except BaseException:
+            self.client.set_terminated(parent, status='KILLED')
+            for stage in STAGES:
+                child = self.state['runs'].get(stage)
+                if child and not (self.run_dir / stage / RESULT_FILE).exists():
+                    self.client.set_terminated(child, status='KILLED')
+            raise
+
+    def _stage_data(self, stage: str) -> str:
+        return self.fit_data['name'] if stage == 'fit' else self.eval_data['name']
+
+    def _finish_stage(self, stage: str, result: dict) -> None:
+        run_id = self._child_run(stage)
+        for k, v in result.get('metrics', {}).items():
+            self.client.log_metric(run_id, k, v)
+        for k, v in result.get('info', {}).items():
+            if v:
+                self.client.set_tag(self.state['runs']['parent'], tracking.TAG + k, v)
+        if stage == 'fit':
+            parent = self.state['runs']['parent']
+            for name in ('anonymizer.pth', 'anonymizer.json'):
+                self.client.log_artifact(parent, str(self.run_dir / 'fit' / name), 'anonymizer')
+            for name in ('test_frames.npz', 'raw_frames.npz'):
+                self.client.log_artifact(parent, str(self.run_dir / 'samples' / name), 'samples')
+        self.client.set_terminated(run_id, status='FINISHED')
+
+    def _finish(self, results: dict, elapsed: float) -> dict:
+        parent = self.state['runs']['parent']
+        metrics: dict[str, float] = {}
+        for stage in STAGES:
+            metrics.update(results[stage].get('metrics', {}))
+        metrics['time_total_s'] = sum(metrics.get(f'time_{s}_s', 0.0) for s in STAGES)
+        from mlflow.entities import Metric
+        now = int(time.time() * 1000)
+        self.client.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+        self.client.set_tag(parent, tracking.TAG + 'complete', 'true')
+        self.client.set_terminated(parent, status='FINISHED')
+        final = dict(metrics=metrics, run_id=parent, run_key=run_key(self.cfg),
+                     tracking_uri=self.tracking_uri, run_dir=str(self.run_dir))
+        _write_json(self.run_dir / RESULT_FILE, final)
+        self.state['complete'] = True
+        self._save_state()
+        return final

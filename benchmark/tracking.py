@@ -1,0 +1,161 @@
+"""MLflow tracking: where runs go, what they record, and reading them back.
+
+Default store: a SQLite file ``<work root>/mlflow.db`` with artifacts beside it in
+``<work root>/mlartifacts``; ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` selects a server
+instead. What a run writes is fixed in ``benchmark/tracking_schema.md``.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from mmengine.hooks import Hook
+
+from benchmark.registry import HOOKS
+
+TAG = 'bench.'
+PACKAGES = ('raprivacy-bench', 'torch', 'mmaction2', 'mmengine', 'mmcv-lite', 'mlflow', 'numpy',
+            'scikit-learn', 'opencv-python')
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says which and what to do."""
+
+
+def resolve_tracking_uri(tracking_uri: str | None, work_root: Path) -> str:
+    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the SQLite file in the work root."""
+    uri = tracking_uri or os.environ.get('MLFLOW_TRACKING_URI')
+    if uri:
+        return uri
+    work_root.mkdir(parents=True, exist_ok=True)
+    return f'sqlite:///{(work_root / "mlflow.db").resolve()}'
+
+
+def default_artifact_root(uri: str) -> str | None:
+    """Artifacts of a SQLite store go in ``mlartifacts`` beside the database file."""
+    if uri.startswith('sqlite:///'):
+        return (Path(uri[len('sqlite:///'):]).parent / 'mlartifacts').resolve().as_uri()
+    return None
+
+
+def client(uri: str):
+    """An MlflowClient on ``uri``, checked to answer; one-line TrackingError otherwise."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    if uri.startswith(('http://', 'https://')):
+        # Fail in seconds, before any training, rather than after retries.
+        os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '0')
+        os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '10')
+    mlflow.set_tracking_uri(uri)
+    c = MlflowClient(tracking_uri=uri)
+    try:
+        c.search_experiments(max_results=1)
+    except Exception as err:  # any failure here means no run can be recorded
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingError(f'tracking store {uri} cannot be reached ({first[:200]}): start the '
+                            f'server or pass another --tracking-uri') from None
+    return c
+
+
+def experiment_id(c, name: str, uri: str) -> str:
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == 'deleted':
+            c.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    root = default_artifact_root(uri)
+    return c.create_experiment(name, artifact_location=f'{root}/{name}' if root else None)
+
+
+def git_state(repo: Path | None = None) -> tuple[str, bool]:
+    """Commit of the suite's checkout and whether it has uncommitted changes."""
+    repo = repo or Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo, capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'],
+                                    cwd=repo, capture_output=True, text=True,
+                                    timeout=10).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown', False
+
+
+def device_name(device: str) -> str:
+    import torch
+    if device.startswith('cuda'):
+        return f'{device} {torch.cuda.get_device_name(0)}'
+    return f'cpu ({os.cpu_count()} cores)'
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[f'version.{name}'] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    out['version.python'] = platform.python_version()
+    return out
+
+
+def provenance(device: str = 'cpu') -> dict[str, str]:
+    """Commit, machine and command of this process: recorded by every run and benchmark."""
+    commit, dirty = git_state()
+    return {'commit': commit, 'dirty': str(dirty).lower(), 'device': device_name(device),
+            'host': platform.node(), 'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            'date': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+
+
+@HOOKS.register_module()
+class MLflowStageHook(Hook):
+    """Streams a stage's training curves (losses, learning rate) to its MLflow child run.
+
+    Args:
+        tracking_uri (str): The store.
+        run_id (str): The stage's child run.
+        interval (int): Log every this many iterations. Defaults to 5.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, tracking_uri: str, run_id: str, interval: int = 5) -> None:
+        self.tracking_uri = tracking_uri
+        self.run_id = run_id
+        self.interval = interval
+        self._pending: list = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        from mlflow.entities import Metric
+        step = runner.iter + 1
+        if step % self.interval and step != runner.max_iters:
+            return
+        now = int(time.time() * 1000)
+        for name, value in (outputs or {}).items():
+            key = 'train_loss' if name == 'loss' else f'train_{name}'
+            self._pending.append(Metric(key, float(value), now, step))
+        lrs = runner.optim_wrapper.get_lr()
+        for group, values in lrs.items():
+            key = 'lr' if group == 'lr' else f'lr_{group.removesuffix(".lr")}'
+            self._pending.append(Metric(key, float(values[0]), now, step))
+        if len(self._pending) >= 200:
+            self._flush()
+
+    def after_train_epoch(self, runner) -> None:
+        self._flush()
+
+    def after_train(self, runner) -> None:
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        from mlflow.tracking import MlflowClient
+        MlflowClient(self.tracking_uri).log_batch(self.run_id, metrics=self._pending)
+        self._pending = []
