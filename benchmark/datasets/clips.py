@@ -18,7 +18,7 @@ from mmaction.structures import ActionDataSample
 from mmengine.structures import LabelData
 from torch.utils.data import Dataset
 
-from benchmark.datasets.sampling import test_clip_indices, test_crop_boxes, train_clip_indices
+from benchmark.datasets.sampling import spread_clip_indices, fixed_crop_boxes, train_clip_indices
 from benchmark.registry import DATASETS
 
 PRIVACY_ATTRIBUTES = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
@@ -84,9 +84,9 @@ class ClipDataset(Dataset):
         s = self.crop_size
         if self.test_mode:
             views = []
-            for indices in test_clip_indices(n, self.clip_len, self.frame_interval, self.num_clips):
+            for indices in spread_clip_indices(n, self.clip_len, self.frame_interval, self.num_clips):
                 clip = self._frames(i, indices)
-                for y, x in test_crop_boxes(clip.shape[-2], clip.shape[-1], s, self.num_crops):
+                for y, x in fixed_crop_boxes(clip.shape[-2], clip.shape[-1], s, self.num_crops):
                     views.append(clip[..., y:y + s, x:x + s])
             inputs = torch.stack(views)
         else:

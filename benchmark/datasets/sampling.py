@@ -28,7 +28,7 @@ def train_clip_indices(num_frames: int, clip_len: int, frame_interval: int,
     return _indices_from(start, num_frames, clip_len, frame_interval)
 
 
-def test_clip_indices(num_frames: int, clip_len: int, frame_interval: int,
+def spread_clip_indices(num_frames: int, clip_len: int, frame_interval: int,
                       num_clips: int) -> np.ndarray:
     """Frame indices ``(num_clips, clip_len)`` of clips spread evenly over the video."""
     room = max(num_frames - clip_span(clip_len, frame_interval), 0)
@@ -39,7 +39,7 @@ def test_clip_indices(num_frames: int, clip_len: int, frame_interval: int,
     return np.stack([_indices_from(int(s), num_frames, clip_len, frame_interval) for s in starts])
 
 
-def test_crop_boxes(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
+def fixed_crop_boxes(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
     """Top-left corners ``(y, x)`` of ``num_crops`` square crops of ``size`` (1 or 3 crops)."""
     if size > min(height, width):
         raise ValueError(f'crop size {size} exceeds the frame size {height}x{width}')

@@ -1,0 +1,71 @@
+"""Config resolution: every (method, dataset, profile) resolves; layers apply in order."""
+import pytest
+
+from benchmark.config import (available_datasets, available_methods, available_profiles,
+                              config_hash, resolve_config)
+from benchmark.registry import UnknownNameError
+
+
+@pytest.mark.parametrize('profile', available_profiles())
+@pytest.mark.parametrize('dataset', available_datasets())
+@pytest.mark.parametrize('method', available_methods())
+def test_every_combination_resolves(method, dataset, profile):
+    cfg = resolve_config(method, dataset, profile)
+    assert cfg.method == method and cfg.profile == profile
+    assert cfg.dataset['name'] == dataset
+    assert cfg.anonymizer['type']
+    for key in ('clip_len', 'crop_size', 'num_clips', 'num_crops'):
+        assert cfg.clip[key] > 0
+    assert cfg.action_model['cls_head']['num_classes'] is None  # filled from the data
+    assert not [k for k in cfg.keys() if k.startswith('_')]
+
+
+def test_paper_profile_has_the_papers_settings():
+    cfg = resolve_config('raw', 'vp_synth', 'paper')
+    assert cfg.clip.clip_len == 16 and cfg.clip.crop_size == 112
+    assert cfg.clip.num_clips == 5 and cfg.clip.num_crops == 3
+    assert cfg.action_model['backbone']['type'] == 'VisionTransformer'
+    assert cfg.action_model['backbone']['embed_dims'] == 384
+    assert cfg.privacy_model['backbone']['type'] == 'VisionTransformer'
+    sched = cfg.target_schedule
+    assert sched.weight_decay == 0.05
+    assert sched.lr == pytest.approx(1e-3 * sched.batch_size / 512)
+
+
+def test_profile_layer_of_the_dataset_applies():
+    assert resolve_config('raw', 'vp_synth', 'cpu').dataset.source['size'] == 64
+    assert resolve_config('raw', 'vp_synth', 'smoke').dataset.source['size'] == 32
+
+
+def test_overrides_apply_last_and_change_the_hash():
+    base = resolve_config('raw', 'vp_synth', 'cpu')
+    cfg = resolve_config('raw', 'vp_synth', 'cpu', options={'target_schedule.max_epochs': 2})
+    assert cfg.target_schedule.max_epochs == 2
+    assert config_hash(cfg) != config_hash(base)
+    assert config_hash(resolve_config('raw', 'vp_synth', 'cpu')) == config_hash(base)
+
+
+def test_transfer_fits_on_the_train_dataset():
+    cfg = resolve_config('raw', 'vp_synth_b', 'cpu', train_dataset='vp_synth')
+    assert cfg.fit_dataset['name'] == 'vp_synth' and cfg.dataset.name == 'vp_synth_b'
+    assert cfg.fit_dataset['source']['size'] == 64  # the profile applies to both
+    assert resolve_config('raw', 'vp_synth', 'cpu').fit_dataset is None
+
+
+@pytest.mark.parametrize('kwargs, near', [
+    (dict(method='blackenning', dataset='vp_synth', profile='cpu'), 'blackening'),
+    (dict(method='raw', dataset='vp_synt', profile='cpu'), 'vp_synth'),
+    (dict(method='raw', dataset='vp_synth', profile='cpus'), 'cpu'),
+    (dict(method='raw', dataset='vp_synth', profile='cpu',
+          options={'target_schedule.max_epoch': 1}), 'target_schedule.max_epochs'),
+])
+def test_unknown_names_get_one_line_near_misses(kwargs, near):
+    with pytest.raises(UnknownNameError) as err:
+        resolve_config(**kwargs)
+    assert f"did you mean '{near}'" in str(err.value)
+    assert '\n' not in str(err.value)
+
+
+def test_new_constructor_argument_is_allowed_inside_a_component():
+    cfg = resolve_config('strong_blur', 'vp_synth', 'cpu', options={'anonymizer.sigma': 3.0})
+    assert cfg.anonymizer.sigma == 3.0
