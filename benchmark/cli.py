@@ -18,6 +18,15 @@ EXAMPLES = {
   bench run --method raw --train-dataset vp_synth --dataset vp_synth_b   # transfer
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
 """,
+    'sweep': """examples:
+  # the style ablation: which style set RAPrivacy transfers toward
+  bench sweep --method raprivacy --grid anonymizer.style_set.type=VPSynthDepthStyles,VPSynthRGBStyles \\
+              --seeds 0,1
+  # two grids multiply: 2 x 2 variants
+  bench sweep --method strong_blur --grid anonymizer.sigma=4.0,8.0 --grid anonymizer.dilate=0.0,4.0
+Each variant is a run of its own (method shown as <method>@<key>=<value>,...) in the same
+store, resumable like any run; `bench report` lists the variants beside the methods.
+""",
     'ls': """examples:
   bench ls methods
   bench ls datasets
@@ -97,9 +106,53 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _grid(pairs: list[str]) -> list[dict]:
+    """``key=v1,v2`` entries to the list of their combinations."""
+    import ast
+    import itertools
+    axes = []
+    for pair in pairs:
+        if '=' not in pair:
+            raise SystemExit(f'bench: --grid {pair!r} is not key=value1,value2,...')
+        key, values = pair.split('=', 1)
+        parsed = []
+        for v in values.split(','):
+            try:
+                parsed.append(ast.literal_eval(v))
+            except (ValueError, SyntaxError):
+                parsed.append(v)
+        axes.append([(key, v) for v in parsed])
+    return [dict(combo) for combo in itertools.product(*axes)]
+
+
+def _variant_name(point: dict) -> str:
+    return ','.join(f'{k}={v}' for k, v in point.items())
+
+
+def cmd_sweep(args) -> int:
+    from benchmark.config import resolve_config
+    from benchmark.protocol import Protocol
+    from benchmark.tracking import resolve_tracking_uri
+    _select_device(args.device)
+    work_root = Path(args.work_dir)
+    uri = resolve_tracking_uri(args.tracking_uri, work_root)
+    base = _data_options(args)
+    points = _grid(args.grid)
+    configs = [resolve_config(args.method, args.dataset, args.profile,
+                              train_dataset=args.train_dataset, options={**base, **point},
+                              seed=seed, variant=_variant_name(point))
+               for point in points for seed in _seeds(args)]  # resolve all first: fail early
+    print(f'sweep: {len(points)} variants x {len(_seeds(args))} seeds = {len(configs)} runs')
+    for cfg in configs:
+        result = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp).run()
+        _print_result(cfg, result)
+    return 0
+
+
 def _print_result(cfg, result: dict) -> None:
     m = result['metrics']
-    print(f'\n== {cfg.method} on {cfg.dataset.name} ({cfg.profile} profile, seed {cfg.seed}) ==')
+    name = f'{cfg.method}@{cfg.variant}' if cfg.get('variant') else cfg.method
+    print(f'\n== {name} on {cfg.dataset.name} ({cfg.profile} profile, seed {cfg.seed}) ==')
     print(f'  action top-1      {100 * m["action_top1"]:6.2f} %   (chance floor '
           f'{100 * m["floor_action_top1"]:.2f} %, higher is better)')
     print(f'  privacy cMAP      {100 * m["privacy_cmap"]:6.2f} %   (chance floor '
@@ -206,6 +259,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--fresh', action='store_true',
                    help='discard the run folder of this (method, dataset, profile, seed) first')
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser('sweep', help='run a method over a grid of config values (ablations)',
+                       epilog=EXAMPLES['sweep'], formatter_class=fmt)
+    _common_run_args(p)
+    p.add_argument('--grid', action='append', required=True, metavar='KEY=V1,V2',
+                   help='a config key and its values; repeat for a product grid')
+    p.add_argument('--seeds', help='comma-separated seeds, one run each')
+    _store_args(p)
+    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser('ls', help='list methods, datasets or profiles', epilog=EXAMPLES['ls'],
                        formatter_class=fmt)

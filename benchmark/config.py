@@ -97,8 +97,12 @@ def check_overrides(cfg: Config, options: dict) -> None:
 
 def resolve_config(method: str, dataset: str, profile: str = 'cpu',
                    train_dataset: str | None = None, options: dict | None = None,
-                   seed: int = 0) -> Config:
-    """The full, resolved config of one run (see the module docstring for the order)."""
+                   seed: int = 0, variant: str = '') -> Config:
+    """The full, resolved config of one run (see the module docstring for the order).
+
+    ``variant`` names a point of a sweep (``bench sweep``): the run is then reported as the
+    method ``<method>@<variant>`` beside the method itself.
+    """
     methods, datasets, profiles = available_methods(), available_datasets(), available_profiles()
     cfg = Config.fromfile(str(BASE_DIR / 'default_runtime.py'))
     data_layer = _layer(BASE_DIR / 'datasets', dataset, 'dataset', datasets)
@@ -122,7 +126,7 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
         if per_profile and 'dataset' in per_profile:
             fit_cfg.merge_from_dict(dict(dataset=per_profile['dataset']))
         fit_dataset = fit_cfg.to_dict()['dataset']
-    cfg.merge_from_dict(dict(method=method, profile=profile, seed=seed))
+    cfg.merge_from_dict(dict(method=method, profile=profile, seed=seed, variant=variant))
     clean = _drop_private(cfg.to_dict())
     clean.pop('profiles', None)
     clean['fit_dataset'] = fit_dataset

@@ -69,16 +69,21 @@ class ProtocolError(RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
 
 
+def method_name(cfg: Config) -> str:
+    """The method as tables show it: ``raprivacy``, or ``raprivacy@<variant>`` in a sweep."""
+    return f'{cfg.method}@{cfg.variant}' if cfg.get('variant') else cfg.method
+
+
 def run_dir_name(cfg: Config) -> Path:
     data = cfg.dataset.name
     if cfg.fit_dataset:
         data = f'{cfg.fit_dataset["name"]}_to_{data}'
-    return Path(data) / cfg.method / cfg.profile / f'seed{cfg.seed}'
+    return Path(data) / method_name(cfg).replace('/', '_') / cfg.profile / f'seed{cfg.seed}'
 
 
 def run_key(cfg: Config) -> str:
     train = cfg.fit_dataset['name'] if cfg.fit_dataset else cfg.dataset.name
-    return f'{cfg.method}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
+    return f'{method_name(cfg)}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
 
 
 def _read_json(path: Path) -> dict | None:
@@ -173,15 +178,17 @@ class Protocol:
         prov = tracking.provenance(self.device)
         a = self.anonymizer
         tags = {
-            'kind': 'parent', 'method': self.cfg.method, 'anonymizer': self.cfg.anonymizer['type'],
-            'table_name': a.table_name or self.cfg.method,
+            'kind': 'parent', 'method': method_name(self.cfg), 'base_method': self.cfg.method,
+            'variant': self.cfg.get('variant') or '', 'anonymizer': self.cfg.anonymizer['type'],
+            'table_name': (a.table_name or self.cfg.method) + (
+                f' @ {self.cfg.variant}' if self.cfg.get('variant') else ''),
             'privacy_learning': str(a.privacy_learning).lower(), 'readable': str(a.readable).lower(),
             'dataset': self.cfg.dataset.name, 'train_dataset': self.fit_data['name'],
             'profile': self.cfg.profile, 'seed': str(self.cfg.seed), 'run_key': run_key(self.cfg),
             'protocol_version': str(PROTOCOL_VERSION), 'complete': 'false',
             'config_hash': self.hash, 'work_dir': str(self.run_dir.resolve()), **prov,
         }
-        run = c.create_run(exp, run_name=f'{self.cfg.method}-{self.cfg.profile}-s{self.cfg.seed}',
+        run = c.create_run(exp, run_name=f'{method_name(self.cfg)}-{self.cfg.profile}-s{self.cfg.seed}',
                            tags={tracking.TAG + k: v for k, v in tags.items()})
         run_id = run.info.run_id
         self.state['runs']['parent'] = run_id
