@@ -61,7 +61,7 @@ def split_labels(split: str = 'train', domain: str = 'a', per_class: int = 48,
     ``round(rate * N)`` positives. With ``correlation`` c in [0, 1], a video's rank for an
     attribute mixes c times a fixed per-(action, attribute) bit (shared by train and test)
     with 1 - c times chance, so c = 0 is independent and c = 1 ties attributes to actions as
-    far as the positive counts allow.
+    far as the positive counts allow (which classes lean positive depends on ``seed`` only).
 
     Args:
         split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
@@ -78,7 +78,11 @@ def split_labels(split: str = 'train', domain: str = 'a', per_class: int = 48,
     n = per_class * len(ACTIONS)
     actions = np.arange(n, dtype=np.int64) % len(ACTIONS)
     rates = np.asarray(privacy_rates, np.float64)
-    table = np.random.default_rng([seed, _TABLE_TAG]).random((len(ACTIONS), 5)) < rates
+    # round(rate * 10) classes lean positive per attribute, so c = 1 keeps the counts.
+    table_rng = np.random.default_rng([seed, _TABLE_TAG])
+    table = np.zeros((len(ACTIONS), 5), bool)
+    for k in range(5):
+        table[table_rng.permutation(len(ACTIONS))[:int(round(rates[k] * len(ACTIONS)))], k] = True
     rng = np.random.default_rng([seed, _DOMAINS[domain][1], _SPLITS[split], _LABEL_TAG])
     privacy = np.zeros((n, 5), np.uint8)
     for k in range(5):
