@@ -139,6 +139,7 @@ class MLflowStageHook(Hook):
         now = int(time.time() * 1000)
         for name, value in (outputs or {}).items():
             key = 'train_loss' if name == 'loss' else f'train_{name}'
+            value = value.detach() if hasattr(value, 'detach') else value
             self._pending.append(Metric(key, float(value), now, step))
         lrs = runner.optim_wrapper.get_lr()
         for group, values in lrs.items():

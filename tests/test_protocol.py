@@ -1,0 +1,153 @@
+"""End to end: `bench run` on vp_synth with the smoke profile, as a user runs it.
+
+One smoke run per method; seeds; a transfer run; a rerun of a finished run; and resume after
+real interruptions (kill -9 and Ctrl-C) of a real `bench run` process.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmark.cli import main
+from benchmark.config import available_methods
+
+pytestmark = pytest.mark.slow
+
+
+def _store(work_root: Path) -> MlflowClient:
+    return MlflowClient(f'sqlite:///{(work_root / "mlflow.db").resolve()}')
+
+
+def _parents(work_root, dataset='vp_synth', **tags):
+    c = _store(work_root)
+    exp = c.get_experiment_by_name(dataset)
+    query = ' and '.join([f"tags.`bench.kind` = 'parent'"] +
+                         [f"tags.`bench.{k}` = '{v}'" for k, v in tags.items()])
+    return c.search_runs([exp.experiment_id], query)
+
+
+@pytest.mark.parametrize('method', available_methods())
+def test_smoke_run_of_every_method(method, work_root, capsys):
+    assert main(['run', '--method', method, '--profile', 'smoke',
+                 '--work-dir', str(work_root)]) == 0
+    out = capsys.readouterr().out
+    assert 'action top-1' in out and 'MLflow run' in out
+    runs = _parents(work_root, method=method, profile='smoke', seed='0')
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.info.status == 'FINISHED' and run.data.tags['bench.complete'] == 'true'
+    m = run.data.metrics
+    for key in ('action_top1', 'privacy_cmap', 'privacy_f1_macro', 'floor_cmap',
+                'floor_f1_macro', 'floor_action_top1', 'privacy_ap_face', 'privacy_f1_nudity',
+                'time_total_s'):
+        assert key in m, key
+    assert 0 <= m['action_top1'] <= 1 and 0 <= m['privacy_cmap'] <= 1
+    tags = run.data.tags
+    assert tags['bench.commit'] and tags['bench.device'].startswith('cpu')
+    assert tags['bench.train_dataset'] == 'vp_synth'
+    c = _store(work_root)
+    children = c.search_runs([run.info.experiment_id],
+                             f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert sorted(r.data.tags['bench.stage'] for r in children) == ['action', 'fit', 'privacy']
+    action = next(r for r in children if r.data.tags['bench.stage'] == 'action')
+    assert c.get_metric_history(action.info.run_id, 'train_loss')
+    artifacts = {a.path for a in c.list_artifacts(run.info.run_id, 'samples')}
+    assert artifacts == {'samples/test_frames.npz', 'samples/raw_frames.npz'}
+    assert any(p.path == 'config' for p in c.list_artifacts(run.info.run_id))
+    assert 'config.anonymizer.type' not in run.data.params  # params are the flattened config
+    assert run.data.params['anonymizer.type']
+
+
+def test_finished_run_is_not_run_twice(work_root, capsys):
+    args = ['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work_root)]
+    assert main(args) == 0
+    before = len(_parents(work_root, method='raw', profile='smoke'))
+    assert main(args) == 0
+    assert 'is complete' in capsys.readouterr().out
+    assert len(_parents(work_root, method='raw', profile='smoke')) == before
+
+
+def test_a_changed_config_in_the_same_folder_is_refused(work_root, capsys):
+    main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work_root)])
+    code = main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work_root),
+                 '--cfg-options', 'target_schedule.lr=0.01'])
+    assert code == 2
+    assert '--fresh' in capsys.readouterr().err
+
+
+def test_seeds_give_one_run_each(work_root):
+    assert main(['run', '--method', 'downsample_4x', '--profile', 'smoke', '--seeds', '1,2',
+                 '--work-dir', str(work_root)]) == 0
+    for seed in ('1', '2'):
+        assert len(_parents(work_root, method='downsample_4x', seed=seed)) == 1
+
+
+def test_transfer_run_fits_on_a_and_evaluates_on_b(work_root):
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--train-dataset', 'vp_synth',
+                 '--dataset', 'vp_synth_b', '--work-dir', str(work_root)]) == 0
+    runs = _parents(work_root, dataset='vp_synth_b', method='raw')
+    assert len(runs) == 1
+    assert runs[0].data.tags['bench.train_dataset'] == 'vp_synth'
+    assert runs[0].data.tags['bench.dataset'] == 'vp_synth_b'
+
+
+def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
+    run_dir = work_root / 'vp_synth' / 'raw' / 'smoke' / f'seed{seed}'
+    cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', 'raw', '--profile', 'smoke',
+           '--seed', seed, '--work-dir', str(work_root),
+           '--cfg-options', 'target_schedule.max_epochs=4']
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while not (run_dir / 'action' / 'epoch_2.pth').exists():
+        assert proc.poll() is None, proc.stdout.read()[-3000:]
+        assert time.time() < deadline, 'no checkpoint within 4 minutes'
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert not (run_dir / 'action' / 'result.json').exists()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    return second.stdout + second.stderr
+
+
+@pytest.mark.parametrize('sig, seed', [(signal.SIGKILL, '11'), (signal.SIGINT, '12')])
+def test_interrupted_run_resumes_into_one_complete_run(work_root, sig, seed):
+    log = _interrupted_then_resumed(work_root, sig, seed)
+    assert 'resuming MLflow run' in log
+    assert '[fit] already done' in log
+    assert 'resumed epoch: 2' in log or 'resumed epoch: 3' in log
+    runs = _parents(work_root, method='raw', profile='smoke', seed=seed)
+    assert len(runs) == 1
+    assert runs[0].info.status == 'FINISHED'
+    assert runs[0].data.tags['bench.complete'] == 'true'
+
+
+def test_unknown_names_exit_with_one_line(work_root, capsys):
+    assert main(['run', '--method', 'strongblur', '--work-dir', str(work_root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and "did you mean 'strong_blur'" in err
+
+
+def test_unreachable_server_fails_before_training(tmp_path, capsys):
+    os.environ['MLFLOW_HTTP_REQUEST_TIMEOUT'] = '3'
+    start = time.time()
+    code = main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path),
+                 '--tracking-uri', 'http://127.0.0.1:9'])
+    assert code == 2 and time.time() - start < 60
+    assert 'cannot be reached' in capsys.readouterr().err
+    assert not list(tmp_path.rglob('*.pth'))
+
+
+def test_saved_samples_are_the_same_clips_for_every_method(work_root):
+    base = work_root / 'vp_synth'
+    raw = np.load(base / 'raw' / 'smoke' / 'seed0' / 'samples' / 'raw_frames.npz')
+    blk = np.load(base / 'blackening' / 'smoke' / 'seed0' / 'samples' / 'test_frames.npz')
+    assert list(raw['video_ids']) == list(blk['video_ids'])
+    assert raw['frames'].shape == blk['frames'].shape and raw['frames'].dtype == np.uint8
+    assert not np.array_equal(raw['frames'], blk['frames'])
