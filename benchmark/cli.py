@@ -35,6 +35,25 @@ store, resumable like any run; `bench report` lists the variants beside the meth
     'config': """examples:
   bench config --method strong_blur --dataset vp_synth --profile cpu
 """,
+    'report': """examples:
+  bench report                                   # every dataset and profile in the store
+  bench report --dataset vp_synth --profile cpu
+  bench report --from results/runs.csv           # rebuild tables and plots without the store
+  bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
+""",
+    'datasets': """examples:
+  bench datasets preview vp_synth                # reports/vp_synth_preview.{png,gif}
+  bench datasets preview vp_synth_b --size 112
+  bench datasets check vp_hmdb51 --data-root /data/hmdb51
+  bench datasets check vp_ucf101 --data-root /data/ucf101 --split-id 2 --quick
+""",
+    'anonymize': """examples:
+  bench anonymize --run 3f2c9e... patient.mp4 patient_anonymized.mp4
+  bench anonymize --checkpoint work_dirs/vp_synth/raprivacy/cpu/seed0/fit/anonymizer.pth \\
+                  frames_in/ frames_out/
+The anonymizer is the one a `bench run` fitted (its MLflow run or its checkpoint file); video is
+processed in windows of frames, so memory does not grow with the video's length.
+""",
     'ui': """examples:
   bench ui                          # the default store, work_dirs/mlflow.db
   bench ui --port 5001 --tracking-uri sqlite:///elsewhere/mlflow.db
@@ -221,6 +240,59 @@ def cmd_ui(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_report(args) -> int:
+    from benchmark.config import available_methods
+    from benchmark.report import build_report
+    from benchmark.tracking import resolve_tracking_uri
+    uri = None if args.from_csv else resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
+    written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
+                           datasets=args.dataset, profiles=args.profile,
+                           from_csv=Path(args.from_csv) if args.from_csv else None,
+                           extra_methods=available_methods())
+    for path in written:
+        print(path)
+    return 0
+
+
+def cmd_datasets(args) -> int:
+    from benchmark.config import available_datasets
+    from benchmark.registry import UnknownNameError, closest
+    if args.name not in available_datasets():
+        raise UnknownNameError(closest(args.name, available_datasets(), 'dataset'))
+    if args.action == 'preview':
+        if not args.name.startswith('vp_synth'):
+            raise SystemExit(f'bench: preview draws the embedded datasets (vp_synth, vp_synth_b); '
+                             f'use `bench datasets check {args.name}` for real data')
+        from benchmark.datasets.vp_synth import write_preview
+        domain = 'b' if args.name == 'vp_synth_b' else 'a'
+        for path in write_preview(Path(args.out), domain=domain, size=args.size):
+            print(path)
+        return 0
+    from benchmark.datasets.check import check_dataset
+    if not args.data_root:
+        raise SystemExit(f'bench: datasets check {args.name} needs --data-root PATH '
+                         f'(see README, "Using the real datasets")')
+    report = check_dataset(args.name, args.data_root, split_id=args.split_id,
+                           annotations=args.annotations,
+                           decode='sample' if args.quick else True)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def cmd_anonymize(args) -> int:
+    from raprivacy import anonymize_video, load_anonymizer
+    from benchmark.tracking import resolve_tracking_uri
+    if bool(args.run) == bool(args.checkpoint):
+        raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
+    _select_device(args.device)
+    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
+    anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
+                                 device=args.device)
+    out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
+    print(f'wrote {out or args.output}')
+    return 0
+
+
 def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--method', required=True, help='method config name (bench ls methods)')
     p.add_argument('--dataset', default='vp_synth', help='evaluation dataset (default: vp_synth)')
@@ -280,6 +352,41 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES['config'], formatter_class=fmt)
     _common_run_args(p)
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser('report', help='Table 1, transfer table and plots from the runs',
+                       epilog=EXAMPLES['report'], formatter_class=fmt)
+    _store_args(p)
+    p.add_argument('--dataset', action='append', help='only this dataset (repeatable)')
+    p.add_argument('--profile', action='append', help='only this profile (repeatable)')
+    p.add_argument('--out', default='reports', help='where tables and plots go (default: reports)')
+    p.add_argument('--results', default='results',
+                   help='where runs.csv is exported (default: results)')
+    p.add_argument('--from', dest='from_csv', metavar='RUNS_CSV',
+                   help='rebuild from an exported runs.csv instead of the store')
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser('datasets', help='preview the embedded data or check a real dataset',
+                       epilog=EXAMPLES['datasets'], formatter_class=fmt)
+    p.add_argument('action', choices=('preview', 'check'))
+    p.add_argument('name', help='dataset name (bench ls datasets)')
+    p.add_argument('--out', default='reports', help='preview: output folder (default: reports)')
+    p.add_argument('--size', type=int, default=112, help='preview: frame size (default: 112)')
+    p.add_argument('--data-root', help='check: root of the dataset')
+    p.add_argument('--split-id', type=int, default=1, help='check: official split 1, 2 or 3')
+    p.add_argument('--annotations', help='check: privacy label pickle (default: under the root)')
+    p.add_argument('--quick', action='store_true',
+                   help='check: decode a sample of videos instead of all of them')
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser('anonymize', help='anonymize a video with a fitted anonymizer',
+                       epilog=EXAMPLES['anonymize'], formatter_class=fmt)
+    p.add_argument('input', help='video file or folder of frames')
+    p.add_argument('output', help='video file or folder for the frames')
+    p.add_argument('--run', help='MLflow run id of a bench run')
+    p.add_argument('--checkpoint', help='anonymizer.pth of a bench run (anonymizer.json beside it)')
+    _store_args(p)
+    p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser('ui', help='the MLflow UI over the store, on 127.0.0.1',
                        epilog=EXAMPLES['ui'], formatter_class=fmt)
