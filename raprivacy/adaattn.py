@@ -88,7 +88,8 @@ def adaattn_star(content: torch.Tensor, style: torch.Tensor, content_keys: torch
 
 
 class AdaAttN(nn.Module):
-    """One AdaAttN block (Eq. 2): learned 1x1 projections for queries, keys and values.
+    """One AdaAttN block (Eq. 2): learned 1x1 projections for queries, keys and values,
+    initialized to the identity.
 
     Args:
         channels (int): Channels of the layer's features (values and output).
@@ -100,6 +101,11 @@ class AdaAttN(nn.Module):
         self.query = nn.Conv2d(key_channels, key_channels, 1)
         self.key = nn.Conv2d(key_channels, key_channels, 1)
         self.value = nn.Conv2d(channels, channels, 1)
+        # Start as the parameter-free AdaAttN* (the target of the local feature loss) rather than
+        # from random projections, which scramble the features a pretrained decoder expects.
+        for conv in (self.query, self.key, self.value):
+            nn.init.dirac_(conv.weight)
+            nn.init.zeros_(conv.bias)
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, content_keys: torch.Tensor,
                 style_keys: torch.Tensor, frames: int) -> torch.Tensor:

@@ -134,17 +134,27 @@ class RAPrivacyAnonymizer(Anonymizer):
             return torch.randint(0, len(self.style_bank), (n,)).to(device)
         return torch.full((n,), self.eval_style, dtype=torch.long, device=device)
 
-    def transfer(self, clips: torch.Tensor, style_index: torch.Tensor | None = None) -> Transfer:
-        """Stylize clips ``(N, 3, T, H, W)`` in [0, 1]; returns images and features for the losses."""
+    def transfer(self, clips: torch.Tensor, style_index: torch.Tensor | None = None,
+                 encoded: Transfer | None = None) -> Transfer:
+        """Stylize clips ``(N, 3, T, H, W)`` in [0, 1]; returns images and features for the losses.
+
+        Args:
+            clips (Tensor): The clips.
+            style_index (Tensor, optional): Bank index per clip; defaults to ``style_index``.
+            encoded (Transfer, optional): An earlier pass over the same clips and styles whose
+                content and style features to reuse (the encoder is frozen, so they are the same).
+        """
         if self.encoder_source == CHECKPOINT:
             raise RuntimeError('RAPrivacyAnonymizer built for a checkpoint has no weights yet: load '
                                'its state dict (benchmark.anonymize.load_anonymizer does)')
         n, _, t, h, w = clips.shape
-        if style_index is None:
-            style_index = self.style_index(n, clips.device)
-        frames = clips.transpose(1, 2).reshape(n * t, 3, h, w)
-        content = self.encoder(frames)
-        style = self.encoder(self.styles(style_index, (h, w)))
+        if encoded is not None:
+            content, style = encoded.content, encoded.style
+        else:
+            if style_index is None:
+                style_index = self.style_index(n, clips.device)
+            content = self.encoder(clips.transpose(1, 2).reshape(n * t, 3, h, w))
+            style = self.encoder(self.styles(style_index, (h, w)))
         embedded = [block(content[x - 1], style[x - 1], attention_keys(content, x),
                           attention_keys(style, x), t)
                     for block, x in zip(self.adaattn, ADAATTN_LAYERS)]

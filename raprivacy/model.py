@@ -168,23 +168,26 @@ class RAPrivacyModel(BaseModel):
         return actions, torch.tensor(videos, device=device)
 
     # ---- the two phases -----------------------------------------------------------------------
-    def style_phase(self, clips: torch.Tensor, style_index: torch.Tensor, optim_wrapper) -> dict:
-        """Phase 1: one anonymizer step on Loss_st (Eq. 8)."""
+    def style_phase(self, clips: torch.Tensor, style_index: torch.Tensor, optim_wrapper
+                    ) -> tuple[dict, Transfer]:
+        """Phase 1: one anonymizer step on Loss_st (Eq. 8); also returns the pass, whose frozen
+        encoder features phase 2 reuses."""
         wrapper = optim_wrapper['anonymizer']
         with wrapper.optim_context(self.anonymizer):
-            l_gs, l_lf = self.style_losses(self.anonymizer.transfer(clips, style_index))
+            out = self.anonymizer.transfer(clips, style_index)
+            l_gs, l_lf = self.style_losses(out)
             loss = self.weights['global_style'] * l_gs + self.weights['local_feature'] * l_lf
         wrapper.update_params(loss)
-        return dict(loss_st=loss.detach())
+        return dict(loss_st=loss.detach()), out._replace(images=None)  # the images are stale now
 
     def adversarial_phase(self, clips: torch.Tensor, style_index: torch.Tensor, actions: torch.Tensor,
-                          videos: torch.Tensor, optim_wrapper) -> dict:
+                          videos: torch.Tensor, optim_wrapper, encoded: Transfer | None = None) -> dict:
         """Phase 2: anonymizer step on Loss_total (Eq. 9), classifier step on L_act, and the
         privacy extractor's step on L_pri when it trains."""
         w = self.weights
         anon_opt, action_opt = optim_wrapper['anonymizer'], optim_wrapper['action_branch']
         with anon_opt.optim_context(self):
-            out = self.anonymizer.transfer(clips, style_index)
+            out = self.anonymizer.transfer(clips, style_index, encoded=encoded)
             l_gs, l_lf = self.style_losses(out)
             stylized = self.anonymizer.to_clips(out.images.clamp(0.0, 1.0), out.frames)
             logits = self.action_branch(stylized)
@@ -217,8 +220,8 @@ class RAPrivacyModel(BaseModel):
         clips = data['inputs'][:, 0]  # training gives one view per clip
         actions, videos = self.labels(data['data_samples'], clips.device)
         style_index = self.anonymizer.style_index(len(clips), clips.device)
-        log = self.style_phase(clips, style_index, optim_wrapper)
-        log.update(self.adversarial_phase(clips, style_index, actions, videos, optim_wrapper))
+        log, first = self.style_phase(clips, style_index, optim_wrapper)
+        log.update(self.adversarial_phase(clips, style_index, actions, videos, optim_wrapper, encoded=first))
         return OrderedDict(log)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):

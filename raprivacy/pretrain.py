@@ -8,6 +8,11 @@ relu3_1, relu4_1 and relu5_1 features, trained to reconstruct the frame (mean sq
 The decoder half is kept too: the anonymizer may start its decoder from it (a reconstruction
 warm-up, as SPAct warms up its anonymizer), which the paper, starting from AdaAttN, does not need.
 
+After training, every channel of relu1_1 ... relu5_1 is rescaled to mean activation 1 over the
+training frames, the convention of ``vgg_normalised.pth`` (Gatys et al., 2016), with the inverse
+scale folded into the next layer and into the decoder, so the autoencoder computes the same
+function. The feature scale then matches the one AdaAttN's loss weights (10 and 3) were set for.
+
 The result is cached under ``$BENCH_CACHE`` (default ``~/.cache/raprivacy-bench``), the dataset
 cache, in ``raprivacy/`` keyed by a hash of the settings, so every run after the first reuses it.
 """
@@ -25,10 +30,10 @@ import torch
 import torch.nn.functional as F
 
 from raprivacy.decoder import Decoder
-from raprivacy.encoder import VGGEncoder
+from raprivacy.encoder import VGG_CONVS, VGGEncoder
 
 # Bump when the recipe changes, so cached encoders of an older recipe are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -63,6 +68,35 @@ def cache_path(settings: dict, data_key: str) -> Path:
     return cache_root() / 'raprivacy' / f'vgg19-{data_key}-w{settings["width"]:g}-{key}.pth'
 
 
+@torch.no_grad()
+def normalise_activations(encoder: VGGEncoder, decoder: Decoder, images: torch.Tensor) -> None:
+    """Rescale relu<s>_1 channels to mean activation 1 on ``images``, keeping the autoencoder's output.
+
+    Positive per-channel scales commute with ReLU and max pooling, so scaling conv<s>_1's output
+    channels by ``a`` and the next layer's input weights by ``1 / a`` changes only the features.
+    Dead channels (mean 0) keep their scale.
+    """
+    feats = encoder(images)
+    scales = []
+    for s, feat in enumerate(feats, start=1):
+        mean = feat.mean(dim=(0, 2, 3))
+        a = torch.where(mean > 1e-8, 1.0 / mean.clamp_min(1e-8), torch.ones_like(mean))
+        scales.append(a)
+        conv = getattr(encoder, f'conv{s}_1')
+        conv.weight.mul_(a.view(-1, 1, 1, 1))
+        conv.bias.mul_(a)
+        i = VGG_CONVS.index(f'conv{s}_1')
+        if i + 1 < len(VGG_CONVS):
+            getattr(encoder, VGG_CONVS[i + 1]).weight.div_(a.view(1, -1, 1, 1))
+    a3, a4, a5 = scales[2:]
+    # decoder: from5(f5) + f4 must come out scaled like f4; stage 4 and merge3 undo the scales
+    from5 = decoder.from5[0]
+    from5.weight.div_(a5.view(1, -1, 1, 1)).mul_(a4.view(-1, 1, 1, 1))
+    from5.bias.mul_(a4)
+    decoder.stage4[0][0].weight.div_(a4.view(1, -1, 1, 1))
+    decoder.merge3[0].weight[:, len(a3):].div_(a3.view(1, -1, 1, 1))
+
+
 def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], None] = print
                       ) -> tuple[dict, dict, float]:
     """Train encoder and decoder to reconstruct ``frames``; returns their states and the last loss."""
@@ -92,6 +126,8 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
         if step % 100 == 0 or step == settings['steps'] - 1:
             log(f'[raprivacy] encoder pretraining step {step + 1}/{settings["steps"]}: '
                 f'reconstruction mse {loss.item():.4f} ({time.time() - start:.0f} s)')
+    calibration = data[torch.randperm(len(data), generator=gen)[:256]].float().div_(255.0)
+    normalise_activations(encoder, decoder, calibration)
     return encoder.state_dict(), decoder.state_dict(), float(loss.item())
 
 

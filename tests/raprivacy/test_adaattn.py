@@ -54,3 +54,9 @@ def test_decoder_returns_frames_of_the_input_size_odd_sizes_included():
     for size in ((32, 32), (30, 22)):
         feats = enc(torch.rand(2, 3, *size))
         assert dec(*feats[2:], size=size).shape == (2, 3, *size)
+
+
+def test_a_new_block_starts_as_the_parameter_free_adaattn_star():
+    n, t, c, ck = 1, 2, 4, 6
+    args = (torch.rand(n * t, c, 3, 3), torch.rand(n, c, 4, 4), torch.rand(n * t, ck, 3, 3), torch.rand(n, ck, 4, 4))
+    assert torch.allclose(AdaAttN(c, ck)(*args, frames=t), adaattn_star(*args, frames=t), atol=1e-5)

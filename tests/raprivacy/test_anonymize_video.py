@@ -84,6 +84,11 @@ class _NeedsDepth(Anonymizer):  # not registered: the registry lists the suite's
         return clips
 
 
+def test_exported_from_the_package():
+    import raprivacy
+    assert raprivacy.load_anonymizer is load_anonymizer and raprivacy.anonymize_video is anonymize_video
+
+
 def test_errors_are_one_line(tmp_path):
     with pytest.raises(FileNotFoundError, match='anonymizer.json'):
         (tmp_path / 'anonymizer.pth').write_bytes(b'')

@@ -109,3 +109,19 @@ def test_self_trained_encoder_learns_and_is_cached(tmp_path, monkeypatch):
             assert torch.equal(v, second['encoder'][k])
     assert pretrained_encoder(0.0625, frames=source, data_key='squares', log=lambda m: None,
                               **{**settings, 'steps': 41})['path'] != first['path']
+
+
+def test_activation_normalisation_keeps_the_autoencoder_and_gives_unit_means():
+    from raprivacy.decoder import Decoder
+    from raprivacy.pretrain import normalise_activations
+    torch.manual_seed(0)
+    enc, dec = VGGEncoder(0.0625), Decoder(0.0625)
+    images = torch.rand(6, 3, 32, 32)
+    before = dec(*enc(images)[2:], size=(32, 32))
+    normalise_activations(enc, dec, images)
+    feats = enc(images)
+    for f in feats:
+        mean = f.mean(dim=(0, 2, 3))
+        live = mean > 1e-6
+        assert torch.allclose(mean[live], torch.ones_like(mean[live]), atol=1e-3)
+    assert torch.allclose(dec(*feats[2:], size=(32, 32)), before, atol=1e-4)
