@@ -7,6 +7,7 @@ gives relu1_1 ... relu5_1 features; three AdaAttN blocks at relu3_1, relu4_1 and
 content in the style (Eq. 1, 2); the decoder maps the three embeddings to an image (Eq. 3).
 All frames of all clips go through in one batched call; each clip's style is encoded once.
 In training each clip draws a random style; at evaluation every clip takes style ``eval_style``.
+Frames must be larger than 16 px (relu5_1, at 1/16 of the size, needs 2 pixels to reflect-pad).
 """
 from __future__ import annotations
 

@@ -47,10 +47,11 @@ def _thin(depth: int, base: int) -> dict:
                                       with_pool2=False))
 
 
-def _schedule(max_iters: int, lr: float) -> dict:
-    opt = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=lr, weight_decay=0.05))
-    return dict(optim_wrapper=dict(constructor='MultiOptimWrapperConstructor', anonymizer=opt,
-                                   action_branch=opt, privacy_branch=opt),
+def _schedule(max_iters: int, lr: float, anonymizer_lr: float) -> dict:
+    def opt(rate):
+        return dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=rate, weight_decay=0.05))
+    return dict(optim_wrapper=dict(constructor='MultiOptimWrapperConstructor', anonymizer=opt(anonymizer_lr),
+                                   action_branch=opt(lr), privacy_branch=opt(lr)),
                 param_scheduler=[dict(type='CosineAnnealingLR', by_epoch=False, begin=0,
                                       end=max_iters, T_max=max_iters, eta_min=0.0)],
                 max_iters=max_iters)
@@ -58,19 +59,20 @@ def _schedule(max_iters: int, lr: float) -> dict:
 
 # cpu: thin VGG-19 layout trained by the suite on VP-Synth frames (raprivacy.pretrain), with its
 # autoencoder decoder as the starting decoder; ResNet-18 branches at 16 base channels. The paper's
-# lr scaling gives 1.6e-5 at batch 8, far too small for a few hundred steps: 5e-4 instead.
+# lr scaling gives 1.6e-5 at batch 8, far too small for a few hundred steps: 5e-4 for the branches,
+# AdaAttN's 2e-4 for the anonymizer.
 # smoke: the same recipe, shrunk so the encoder pretraining takes seconds.
 profiles = dict(
     cpu=dict(
         anonymizer=dict(
             encoder=dict(weights='vp_synth', width=0.25, init_decoder=True,
-                         pretrain=dict(size=56, steps=600, batch=32, lr=1e-3, num_frames=2048)),
+                         pretrain=dict(size=56, steps=400, batch=32, lr=1e-3, num_frames=2048)),
             style_set=dict(type='VPSynthDepthStyles', num=64, size=56, seed=0)),
-        fit=dict(model=_thin(18, 16), batch_size=8, checkpoint_interval=100, **_schedule(300, 5e-4))),
+        fit=dict(model=_thin(18, 16), batch_size=8, checkpoint_interval=100, **_schedule(300, 5e-4, 2e-4))),
     smoke=dict(
         anonymizer=dict(
             encoder=dict(weights='vp_synth', width=0.125, init_decoder=True,
                          pretrain=dict(size=32, steps=30, batch=16, lr=2e-3, num_frames=256)),
             style_set=dict(type='VPSynthDepthStyles', num=8, size=32, seed=0)),
-        fit=dict(model=_thin(18, 8), batch_size=4, checkpoint_interval=2, **_schedule(4, 5e-4))),
+        fit=dict(model=_thin(18, 8), batch_size=4, checkpoint_interval=2, **_schedule(4, 5e-4, 2e-4))),
 )
