@@ -35,7 +35,7 @@ from benchmark.anonymizer import build_anonymizer
 from benchmark.data import DEFAULT_MEAN, DEFAULT_STD
 from benchmark.registry import MODELS
 from raprivacy.adaattn import adaattn_star, attention_keys
-from raprivacy.anonymizer import ADAATTN_LAYERS, RAPrivacyAnonymizer, Transfer
+from raprivacy.anonymizer import RAPrivacyAnonymizer, Transfer
 from raprivacy.losses import global_style_loss, info_nce_loss, local_feature_loss, pair_contrastive_loss
 
 DEFAULT_WEIGHTS = dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0)
