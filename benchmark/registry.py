@@ -33,7 +33,7 @@ LOOPS = _child('loop', mmaction_registry.LOOPS, [])
 OPTIMIZERS = _child('optimizer', mmaction_registry.OPTIMIZERS, [])
 OPTIM_WRAPPERS = _child('optim_wrapper', mmaction_registry.OPTIM_WRAPPERS, [])
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
-                                    mmaction_registry.OPTIM_WRAPPER_CONSTRUCTORS, [])
+                                    mmaction_registry.OPTIM_WRAPPER_CONSTRUCTORS, ['raprivacy'])
 PARAM_SCHEDULERS = _child('parameter scheduler', mmaction_registry.PARAM_SCHEDULERS, [])
 LOG_PROCESSORS = _child('log_processor', mmaction_registry.LOG_PROCESSORS, [])
 VISBACKENDS = _child('vis_backend', mmaction_registry.VISBACKENDS, [])

@@ -1,0 +1,166 @@
+"""The suite's own VGG-19-layout encoder, for machines without ImageNet VGG-19 weights.
+
+RAPrivacy (Sec. 3.1) uses an ImageNet VGG-19 that no reachable registry ships. The embedded
+default (``anonymizer.encoder.weights='vp_synth'``) trains an encoder of the same layout, at the
+configured width, on VP-Synth RGB frames without any label: it is the encoder half of an
+autoencoder whose decoder is the style transfer decoder of Eq. 3 fed with the content's own
+relu3_1, relu4_1 and relu5_1 features, trained to reconstruct the frame (mean squared error).
+The decoder half is kept too: the anonymizer may start its decoder from it (a reconstruction
+warm-up, as SPAct warms up its anonymizer), which the paper, starting from AdaAttN, does not need.
+
+After training, every channel of relu1_1 ... relu5_1 is rescaled to mean activation 1 over the
+training frames, the convention of ``vgg_normalised.pth`` (Gatys et al., 2016), with the inverse
+scale folded into the next layer and into the decoder, so the autoencoder computes the same
+function. The feature scale then matches the one AdaAttN's loss weights (10 and 3) were set for.
+
+The result is cached under ``$BENCH_CACHE`` (default ``~/.cache/raprivacy-bench``), the dataset
+cache, in ``raprivacy/`` keyed by a hash of the settings, so every run after the first reuses it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from raprivacy.decoder import Decoder
+from raprivacy.encoder import VGG_CONVS, VGGEncoder
+
+# Bump when the recipe changes, so cached encoders of an older recipe are not reused.
+RECIPE_VERSION = 2
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get('BENCH_CACHE') or Path.home() / '.cache' / 'raprivacy-bench').expanduser()
+
+
+def vp_synth_frames(num_frames: int, size: int, seed: int) -> np.ndarray:
+    """``uint8 (M, size, size, 3)`` RGB frames spread over the VP-Synth training videos."""
+    from benchmark.datasets.vp_synth import VPSynthSource  # the generator is optional here
+    source = VPSynthSource(split='train', size=size)
+    rng = np.random.default_rng(seed)
+    per_video = max(1, num_frames // len(source))
+    frames = []
+    for i in rng.permutation(len(source)):
+        n = source.num_frames(int(i))
+        idx = np.sort(rng.choice(n, min(n, per_video), replace=False))
+        frames.extend(np.asarray(source.read(int(i), idx))[..., :3])
+        if len(frames) >= num_frames:
+            break
+    return np.stack(frames[:num_frames])
+
+
+def pretrain_settings(width: float, size: int = 56, steps: int = 600, batch: int = 32,
+                      lr: float = 1e-3, num_frames: int = 2048, seed: int = 0) -> dict:
+    """The settings that define a self-trained encoder (and its cache key); see ``pretrained_encoder``."""
+    return dict(width=float(width), size=int(size), steps=int(steps), batch=int(batch), lr=float(lr),
+                num_frames=int(num_frames), seed=int(seed), recipe=RECIPE_VERSION)
+
+
+def cache_path(settings: dict, data_key: str) -> Path:
+    key = hashlib.sha256(json.dumps({**settings, 'data': data_key}, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_root() / 'raprivacy' / f'vgg19-{data_key}-w{settings["width"]:g}-{key}.pth'
+
+
+@torch.no_grad()
+def normalise_activations(encoder: VGGEncoder, decoder: Decoder, images: torch.Tensor) -> None:
+    """Rescale relu<s>_1 channels to mean activation 1 on ``images``, keeping the autoencoder's output.
+
+    Positive per-channel scales commute with ReLU and max pooling, so scaling conv<s>_1's output
+    channels by ``a`` and the next layer's input weights by ``1 / a`` changes only the features.
+    Dead channels (mean 0) keep their scale.
+    """
+    feats = encoder(images)
+    scales = []
+    for s, feat in enumerate(feats, start=1):
+        mean = feat.mean(dim=(0, 2, 3))
+        a = torch.where(mean > 1e-8, 1.0 / mean.clamp_min(1e-8), torch.ones_like(mean))
+        scales.append(a)
+        conv = getattr(encoder, f'conv{s}_1')
+        conv.weight.mul_(a.view(-1, 1, 1, 1))
+        conv.bias.mul_(a)
+        i = VGG_CONVS.index(f'conv{s}_1')
+        if i + 1 < len(VGG_CONVS):
+            getattr(encoder, VGG_CONVS[i + 1]).weight.div_(a.view(1, -1, 1, 1))
+    a3, a4, a5 = scales[2:]
+    # decoder: from5(f5) + f4 must come out scaled like f4; stage 4 and merge3 undo the scales
+    from5 = decoder.from5[0]
+    from5.weight.div_(a5.view(1, -1, 1, 1)).mul_(a4.view(-1, 1, 1, 1))
+    from5.bias.mul_(a4)
+    decoder.stage4[0][0].weight.div_(a4.view(1, -1, 1, 1))
+    decoder.merge3[0].weight[:, len(a3):].div_(a3.view(1, -1, 1, 1))
+
+
+def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], None] = print
+                      ) -> tuple[dict, dict, float]:
+    """Train encoder and decoder to reconstruct ``frames``; returns their states and the last loss."""
+    gen = torch.Generator().manual_seed(settings['seed'])
+    torch.manual_seed(settings['seed'])
+    encoder, decoder = VGGEncoder(settings['width']), Decoder(settings['width'])
+    data = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8 (M, 3, H, W)
+    size = settings['size']
+    if data.shape[-2:] != (size, size):
+        data = F.interpolate(data.float(), size=(size, size), mode='bilinear', antialias=True,
+                             align_corners=False).round().clamp(0, 255).to(torch.uint8)
+    params = list(encoder.parameters()) + list(decoder.parameters())
+    opt = torch.optim.Adam(params, lr=settings['lr'])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings['steps'])
+    start, loss = time.time(), torch.zeros(())
+    for step in range(settings['steps']):
+        idx = torch.randint(0, len(data), (settings['batch'],), generator=gen)
+        x = data[idx].float().div_(255.0)
+        flip = torch.rand(len(x), generator=gen) < 0.5
+        x[flip] = x[flip].flip(-1)
+        feats = encoder(x)
+        loss = F.mse_loss(decoder(*feats[2:], size=x.shape[-2:]), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == settings['steps'] - 1:
+            log(f'[raprivacy] encoder pretraining step {step + 1}/{settings["steps"]}: '
+                f'reconstruction mse {loss.item():.4f} ({time.time() - start:.0f} s)')
+    calibration = data[torch.randperm(len(data), generator=gen)[:256]].float().div_(255.0)
+    normalise_activations(encoder, decoder, calibration)
+    return encoder.state_dict(), decoder.state_dict(), float(loss.item())
+
+
+def pretrained_encoder(width: float, frames: Callable[[int, int, int], np.ndarray] | np.ndarray | None = None,
+                       data_key: str = 'vp_synth', log: Callable[[str], None] = print, **settings) -> dict:
+    """The self-trained encoder (and decoder) for ``width``, trained once and then read from cache.
+
+    Args:
+        width (float): Channel multiplier of the VGG-19 layout.
+        frames (callable | array, optional): ``frames(num, size, seed)`` returning uint8
+            ``(M, H, W, 3)``, or such an array; ``None`` reads VP-Synth training frames.
+            Defaults to None.
+        data_key (str): Names the frames in the cache key. Defaults to ``'vp_synth'``.
+        log (callable): Progress messages. Defaults to print.
+        **settings: ``size``, ``steps``, ``batch``, ``lr``, ``num_frames``, ``seed`` of
+            ``pretrain_settings``.
+
+    Returns:
+        dict: ``encoder`` and ``decoder`` state dicts, ``settings``, ``final_mse``, ``path``.
+    """
+    settings = pretrain_settings(width, **settings)
+    path = cache_path(settings, data_key)
+    if path.is_file():
+        return torch.load(path, map_location='cpu', weights_only=True)
+    if frames is None:
+        frames = vp_synth_frames
+    if callable(frames):
+        frames = frames(settings['num_frames'], settings['size'], settings['seed'])
+    log(f'[raprivacy] training the {data_key} VGG-19-layout encoder (width {width:g}); cached at {path}')
+    enc, dec, mse = train_autoencoder(np.asarray(frames), settings, log)
+    record = dict(encoder=enc, decoder=dec, settings=settings, final_mse=mse, path=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f'.tmp{os.getpid()}')
+    torch.save(record, tmp)
+    tmp.replace(path)  # atomic: parallel runs never read a half-written file
+    return record

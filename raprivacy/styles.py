@@ -1,0 +1,141 @@
+"""Style image sets for the style transfer module (RAPrivacy Sec. 3.1 and 4.1).
+
+The paper draws style images at random from a large set of depth images (SBU Kinect). Which set
+is a config choice (``anonymizer.style_set``), so the style ablation can swap it. Every set
+returns ``uint8 (K, H, W, 3)`` RGB images of side ``size``:
+
+- ``VPSynthDepthStyles`` (default): depth renderings from the VP-Synth generator.
+- ``FolderStyles``: every image of a folder (e.g. SBU Kinect depth frames, or any images).
+- ``ImageStyles``: images given as an array (programmatic use and tests).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from mmengine.registry import Registry
+
+from benchmark.registry import closest, UnknownNameError
+
+STYLE_SETS = Registry('style set', scope='benchmark', locations=['raprivacy.styles'])
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+def build_style_images(cfg: dict) -> np.ndarray:
+    """The ``uint8 (K, H, W, 3)`` images of a style set config."""
+    cfg = dict(cfg)
+    name = cfg.get('type')
+    if STYLE_SETS.get(name) is None:
+        raise UnknownNameError(closest(str(name), list(STYLE_SETS.module_dict), 'style set'))
+    images = as_rgb_uint8(STYLE_SETS.build(cfg).images())
+    if len(images) == 0:
+        raise ValueError(f'style set {name} gave no images: check anonymizer.style_set')
+    return images
+
+
+def as_rgb_uint8(images: np.ndarray) -> np.ndarray:
+    """Bring ``(K, H, W)``, ``(K, H, W, 1)`` or ``(K, H, W, 3)`` images to ``uint8 (K, H, W, 3)``."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(f'style images must be (K, H, W[, 1|3]), got shape {images.shape}')
+    if images.dtype != np.uint8:
+        images = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return np.array(images, dtype=np.uint8, order='C', copy=True)  # writable, owned
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize the short side to ``size`` and crop the centre square."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    y, x = (nh - size) // 2, (nw - size) // 2
+    return image[y:y + size, x:x + size]
+
+
+@STYLE_SETS.register_module()
+class VPSynthDepthStyles:
+    """Depth images rendered by the VP-Synth generator (the default style set).
+
+    Args:
+        num (int): Number of style images K. Defaults to 64.
+        size (int): Side of the square images. Defaults to 112.
+        seed (int): Generator seed. Defaults to 0.
+    """
+
+    def __init__(self, num: int = 64, size: int = 112, seed: int = 0) -> None:
+        self.num, self.size, self.seed = num, size, seed
+
+    def images(self) -> np.ndarray:
+        from benchmark.datasets.vp_synth import vp_synth_style_images  # the generator is optional here
+        return vp_synth_style_images(self.num, self.size, self.seed)
+
+
+@STYLE_SETS.register_module()
+class FolderStyles:
+    """Every image file under a folder, sorted by path; 16-bit depth frames are scaled to 8 bits.
+
+    Args:
+        root (str): The folder (searched recursively).
+        num (int, optional): Keep this many, drawn with ``seed``; ``None`` keeps all.
+            Defaults to None.
+        size (int): Side of the square images. Defaults to 112.
+        seed (int): Seed of the draw. Defaults to 0.
+    """
+
+    def __init__(self, root: str, num: int | None = None, size: int = 112, seed: int = 0) -> None:
+        self.root, self.num, self.size, self.seed = Path(root).expanduser(), num, size, seed
+
+    def images(self) -> np.ndarray:
+        if not self.root.is_dir():
+            raise FileNotFoundError(f'style folder {self.root} does not exist: set '
+                                    f'anonymizer.style_set.root to a folder of images')
+        paths = sorted(p for p in self.root.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise FileNotFoundError(f'style folder {self.root} holds no {"/".join(IMAGE_SUFFIXES)} '
+                                    f'images: set anonymizer.style_set.root to a folder of images')
+        if self.num is not None and self.num < len(paths):
+            keep = np.random.default_rng(self.seed).choice(len(paths), self.num, replace=False)
+            paths = [paths[i] for i in sorted(keep)]
+        return np.stack([self._read(p) for p in paths])
+
+    def _read(self, path: Path) -> np.ndarray:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f'style image {path} could not be read: remove it from '
+                             f'anonymizer.style_set.root or convert it to PNG')
+        if image.dtype != np.uint8:  # e.g. 16-bit Kinect depth: stretch to the image's own range
+            image = image.astype(np.float32)
+            image = 255.0 * (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+            image = image.astype(np.uint8)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+        else:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return fit_square(image, self.size)
+
+
+@STYLE_SETS.register_module()
+class ImageStyles:
+    """Style images given directly.
+
+    Args:
+        images (array-like): ``(K, H, W[, 1|3])`` images, uint8 or in [0, 255].
+        size (int, optional): Resize to this square side; ``None`` keeps them. Defaults to None.
+    """
+
+    def __init__(self, images, size: int | None = None) -> None:
+        self._images = as_rgb_uint8(images)
+        self.size = size
+
+    def images(self) -> np.ndarray:
+        if self.size is None:
+            return self._images
+        return np.stack([fit_square(im, self.size) for im in self._images])

@@ -1,0 +1,116 @@
+"""``load_anonymizer`` and ``anonymize_video`` (the engine of ``bench anonymize``) on real files."""
+import json
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from benchmark.anonymize import anonymize_video, load_anonymizer
+from benchmark.anonymizer import Anonymizer, build_anonymizer
+from tests.raprivacy.helpers import tiny_anonymizer_cfg
+
+
+def write_video(path, frames: int, h: int = 40, w: int = 48, fps: int = 10):
+    with av.open(str(path), mode='w') as container:
+        stream = container.add_stream('mpeg4', rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, 'yuv420p'
+        for i in range(frames):
+            image = np.zeros((h, w, 3), np.uint8)
+            image[:, : (i * 5) % w] = (200, 80, 30)  # a moving edge
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format='rgb24')):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def read_video(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format='rgb24') for f in container.decode(stream)]
+        return frames, float(stream.average_rate)
+
+
+def save_fitted(folder, anonymizer_cfg, clip_len=4, crop_size=32):
+    """What the protocol leaves for a run: anonymizer.pth and anonymizer.json."""
+    torch.manual_seed(0)
+    anon = build_anonymizer(anonymizer_cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(anon.state_dict() if anon.learns else {}, folder / 'anonymizer.pth')
+    (folder / 'anonymizer.json').write_text(json.dumps(dict(
+        anonymizer={k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in anonymizer_cfg.items()},
+        clip_len=clip_len, crop_size=crop_size, method='raprivacy', aux_channels=['depth', 'mask'])))
+    return anon.eval()
+
+
+def test_video_file_round_trip_streams_windows(tmp_path):
+    cfg = tiny_anonymizer_cfg()
+    cfg['style_set'] = dict(cfg['style_set'], images=cfg['style_set']['images'].tolist())
+    fitted = save_fitted(tmp_path / 'run', cfg)
+    anon = load_anonymizer(checkpoint=tmp_path / 'run')
+    assert anon.run_meta['clip_len'] == 4 and not anon.training
+    write_video(tmp_path / 'in.mp4', frames=10)  # 2 full windows and a partial one
+    calls = []
+    anon.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    info = anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'out.mp4')
+    frames, fps = read_video(tmp_path / 'out.mp4')
+    assert info['frames'] == 10 and len(frames) == 10 and fps == pytest.approx(10)
+    assert frames[0].shape == (40, 48, 3)  # back at the video's size
+    assert calls == [(1, 3, 4, 32, 32)] * 3  # windows of clip_len at the fitted crop size
+    # the loaded anonymizer is the fitted one
+    clips = torch.rand(1, 3, 4, 32, 32)
+    assert torch.allclose(anon(clips), fitted(clips))
+
+
+def test_frame_folder_in_and_out(tmp_path):
+    cfg = tiny_anonymizer_cfg()
+    cfg['style_set'] = dict(cfg['style_set'], images=cfg['style_set']['images'].tolist())
+    save_fitted(tmp_path / 'run', cfg)
+    anon = load_anonymizer(checkpoint=tmp_path / 'run' / 'anonymizer.pth')
+    (tmp_path / 'frames').mkdir()
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / 'frames' / f'{i:03d}.png'), np.full((30, 30, 3), 40 * i, np.uint8))
+    info = anonymize_video(anon, tmp_path / 'frames', tmp_path / 'out_frames', window=2)
+    written = sorted((tmp_path / 'out_frames').glob('*.png'))
+    assert info['frames'] == 5 and len(written) == 5
+    assert cv2.imread(str(written[0])).shape == (30, 30, 3)
+
+
+class _NeedsDepth(Anonymizer):  # not registered: the registry lists the suite's methods only
+    needs = ('depth',)
+
+    def forward(self, clips, aux=None):
+        return clips
+
+
+def test_exported_from_the_package():
+    import raprivacy
+    assert raprivacy.load_anonymizer is load_anonymizer and raprivacy.anonymize_video is anonymize_video
+
+
+def test_errors_are_one_line(tmp_path):
+    with pytest.raises(FileNotFoundError, match='anonymizer.json'):
+        (tmp_path / 'anonymizer.pth').write_bytes(b'')
+        load_anonymizer(checkpoint=tmp_path / 'anonymizer.pth')
+    with pytest.raises(ValueError, match='exactly one'):
+        load_anonymizer()
+    with pytest.raises(ValueError, match='needs depth maps, which a plain video does not have'):
+        anonymize_video(_NeedsDepth(), tmp_path / 'in.mp4', tmp_path / 'out.mp4')
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        anonymize_video(build_anonymizer(tiny_anonymizer_cfg()), tmp_path / 'absent.mp4', tmp_path / 'o.mp4')
+
+
+def test_load_from_an_mlflow_run(tmp_path):
+    mlflow = pytest.importorskip('mlflow')
+    cfg = tiny_anonymizer_cfg()
+    cfg['style_set'] = dict(cfg['style_set'], images=cfg['style_set']['images'].tolist())
+    fitted = save_fitted(tmp_path / 'run', cfg)
+    uri = f'sqlite:///{tmp_path}/mlflow.db'
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment('t', artifact_location=(tmp_path / 'artifacts').as_uri())
+    run = client.create_run(experiment)
+    client.log_artifacts(run.info.run_id, str(tmp_path / 'run'), artifact_path='anonymizer')
+    anon = load_anonymizer(run_id=run.info.run_id, tracking_uri=uri)
+    clips = torch.rand(1, 3, 4, 32, 32)
+    assert torch.allclose(anon(clips), fitted(clips))
