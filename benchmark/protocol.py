@@ -236,10 +236,6 @@ class Protocol:
                     dataset=dict(type='ClipDataset', source=_source_cfg(data, split, self.needs),
                                  target=target, test_mode=test, **self._clip_kwargs(data)))
 
-    def _aux_channels(self, data: dict) -> tuple[str, ...]:
-        src = DATASETS.build(_source_cfg(data, 'test', self.needs))
-        return tuple(src.aux_channels)
-
     def _runner(self, stage: str, **kwargs) -> Runner:
         logging.getLogger('mmengine').setLevel(logging.INFO)
         run_id = self._child_run(stage)
@@ -269,9 +265,10 @@ class Protocol:
             fit = self.cfg.fit.to_dict()
             model = copy.deepcopy(fit['model'])
             model['anonymizer'] = self.cfg.anonymizer.to_dict()
+            source = DATASETS.build(_source_cfg(self.fit_data, 'train', self.needs))
+            model['num_classes'] = len(source.classes)
             model['data_preprocessor'] = dict(type='ClipPreprocessor', normalize=False,
-                                              keep_aux=True,
-                                              aux_channels=self._aux_channels(self.fit_data))
+                                              keep_aux=True, aux_channels=source.aux_channels)
             optim = copy.deepcopy(fit['optim_wrapper'])
             if self.amp:
                 for part in (optim.values() if 'constructor' in optim else [optim]):
