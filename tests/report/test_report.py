@@ -211,3 +211,36 @@ def test_paper_table_matches_reference():
     rap = table[(table.method == 'raprivacy') & (table.dataset == 'vp_ucf101')].iloc[0]
     assert (rap.action_top1, rap.privacy_f1_macro, rap.privacy_cmap) == pytest.approx((0.787, 0.626, 0.705))
     assert 'Table 1' in paper.citation()
+
+
+def test_dataset_and_profile_options_narrow_the_report(store, tmp_path):
+    from benchmark.report import build_report
+    written = build_report(store, tmp_path / 'r', tmp_path / 'res', datasets=['vp_synth'],
+                           profiles=['cpu'])
+    assert sorted(p.name for p in written if p.suffix in ('.md', '.csv')) == [
+        'curves.csv', 'runs.csv', 'table1_cpu.csv', 'table1_cpu.md']
+    table = pd.read_csv(tmp_path / 'r' / 'table1_cpu.csv')
+    assert set(table.dataset) == {'vp_synth'} and set(table.profile) == {'cpu'}
+    exported = pd.read_csv(tmp_path / 'res' / 'runs.csv')
+    assert set(exported.dataset) == {'vp_synth'} and set(exported.profile) == {'cpu'}
+
+
+def test_figures_are_redrawn_only_when_their_inputs_change(tmp_path):
+    from benchmark.report import plots
+    calls = []
+
+    def draw(stem):
+        calls.append(stem.name)
+        stem.with_suffix('.png').write_bytes(b'png')
+        return [stem.with_suffix('.png')]
+
+    frame = pd.DataFrame({'a': [1.0, 2.0]})
+    job = lambda f: plots.FigureJob(tmp_path / 'fig', ['x', f], lambda: draw(tmp_path / 'fig'))  # noqa: E731
+    assert plots.render([job(frame)], workers=1) == [tmp_path / 'fig.png']
+    assert plots.render([job(frame)], workers=1) == [tmp_path / 'fig.png']
+    assert calls == ['fig']
+    plots.render([job(frame.assign(a=[1.0, 2.5]))], workers=1)
+    assert calls == ['fig', 'fig']
+    (tmp_path / 'fig.png').unlink()
+    plots.render([job(frame.assign(a=[1.0, 2.5]))], workers=1)
+    assert calls == ['fig', 'fig', 'fig']
