@@ -332,7 +332,7 @@ def _check(flag: str, yes: str) -> str:
 
 
 def _table1_cells(table: Table, style: str):
-    """Yield (header cells, rows of cells, group spans) for md or tex from a Table 1 frame."""
+    """(header cells, body rows as (row kind, cells), dataset column spans) in md or tex style."""
     frame = table.frame
     datasets = list(dict.fromkeys(frame.dataset))
     bold, under, pm, check, arrow_up, arrow_down, delta = (
