@@ -1,0 +1,156 @@
+"""``bench report``: Table 1, the transfer table and the figures, generated from the runs.
+
+Everything under ``reports/`` is written here and never edited by hand. The sources are the
+MLflow store (``benchmark/tracking_schema.md``) or, with ``from_csv``, the exported
+``results/runs.csv`` (plus ``curves.csv`` and ``samples/`` beside it), which rebuild the same
+tables and figures without the store.
+
+Files, per profile (profiles are never mixed in one table):
+
+- ``table1_<profile>.{md,tex,csv}``: every dataset evaluated in-domain, side by side as in the
+  paper's Table 1 (one file per profile rather than per dataset, so the paper's layout holds).
+- ``transfer_<profile>.{md,tex,csv}``: rows "trained on A, evaluated on B", when such runs exist.
+- ``plots/plane_<profile>``, ``plots/ap_<profile>``, ``plots/curves_<profile>``,
+  ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
+"""
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.report import grid, plots, runs as runs_io, tables
+
+__all__ = ['build_report', 'export_runs']
+
+export_runs = runs_io.export_runs
+
+
+def _filter(runs: pd.DataFrame, datasets, profiles) -> pd.DataFrame:
+    if datasets:
+        runs = runs[runs.dataset.isin(datasets)]
+    if profiles:
+        runs = runs[runs.profile.isin(profiles)]
+    return runs.reset_index(drop=True)
+
+
+def _in_domain(counting: pd.DataFrame) -> pd.DataFrame:
+    return counting[(counting.train_dataset == counting.dataset) | (counting.train_dataset == '')]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
+                 datasets: list[str] | None = None, profiles: list[str] | None = None,
+                 from_csv: Path | None = None, extra_methods=(), timings: dict | None = None) -> list[Path]:
+    """Read the runs, export them (store mode), write every table and figure.
+
+    Args:
+        tracking_uri (str, optional): MLflow tracking URI; ignored with ``from_csv``.
+        out (Path): Report folder (``reports/``).
+        results_dir (Path): Where the store's runs are exported (``results/``: runs.csv,
+            curves.csv, samples/); unused with ``from_csv``.
+        datasets (list of str, optional): Evaluation datasets to report. Defaults to all.
+        profiles (list of str, optional): Profiles to report. Defaults to all.
+        from_csv (Path, optional): A ``runs.csv`` export to rebuild from instead of the store.
+            Defaults to reading the store.
+        extra_methods (iterable of str): Registered methods to list as "not run" in Table 1
+            when they have no runs. Defaults to none.
+        timings (dict, optional): Filled with seconds per phase (read, export, render).
+
+    Returns:
+        list of Path: every file written.
+    """
+    out, results_dir = Path(out), Path(results_dir)
+    timings = {} if timings is None else timings
+    start = time.perf_counter()
+    if from_csv is not None:
+        from_csv = Path(from_csv)
+        all_runs = runs_io.load_runs(from_csv)
+        source = str(from_csv)
+    else:
+        all_runs = runs_io.read_store(tracking_uri, datasets, profiles)
+        source = tracking_uri or 'the default MLflow store'
+    selected = _filter(all_runs, datasets, profiles)
+    counting = runs_io.counting_runs(runs_io.slim(selected))
+    if counting.empty:
+        raise ValueError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
+    written: list[Path] = []
+    if from_csv is not None:
+        curves = runs_io.load_curves(from_csv.parent / 'curves.csv')
+        samples_dir = from_csv.parent / 'samples'
+        timings['read'] = time.perf_counter() - start
+    else:
+        cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
+        curves = runs_io.read_curves(tracking_uri, counting, cached)
+        timings['read'] = time.perf_counter() - start
+        written += runs_io.export_runs(selected, curves, results_dir)
+        samples_dir = results_dir / 'samples'
+        written += runs_io.fetch_samples(tracking_uri, _in_domain(counting), samples_dir)
+        timings['export'] = time.perf_counter() - start - timings['read']
+    if curves is not None:
+        curves = curves[curves.parent_run_id.isin(set(counting.run_id))]
+    render_start = time.perf_counter()
+    jobs: list[plots.FigureJob] = []
+    for profile in tables.order_profiles(counting.profile):
+        written += _profile_report(counting, profile, curves, samples_dir, out, extra_methods, jobs)
+    written += plots.render(jobs)
+    timings['render'] = time.perf_counter() - render_start
+    return written
+
+
+def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, jobs) -> list[Path]:
+    """Write the tables of one profile and queue its figures on ``jobs``."""
+    written = []
+    table1 = tables.table1(counting, profile, extra_methods)
+    if table1.frame.empty:
+        return written  # this profile has transfer runs only
+    tables_out = [table1]
+    transfer = tables.transfer_table(counting, profile)
+    if transfer is not None:
+        tables_out.append(transfer)
+    for table in tables_out:
+        stem = out / f'{table.kind}_{profile}'
+        written += [_write(stem.with_suffix('.md'), tables.to_markdown(table)),
+                    _write(stem.with_suffix('.tex'), tables.to_latex(table)),
+                    _write(stem.with_suffix('.csv'), tables.to_csv(table))]
+    plot_dir = out / 'plots'
+    in_profile = counting[counting.profile == profile]
+    stem = plot_dir / f'plane_{profile}'
+    jobs.append(plots.FigureJob(stem, ['plane', table1.frame, in_profile], partial(
+        plots.privacy_utility_plane, table1, in_profile, stem)))
+    stem = plot_dir / f'ap_{profile}'
+    jobs.append(plots.FigureJob(stem, ['ap', table1.frame, in_profile], partial(
+        plots.attribute_ap, table1, in_profile, stem)))
+    if curves is not None:
+        mine = curves[curves.parent_run_id.isin(set(in_profile.run_id))]
+        stem = plot_dir / f'curves_{profile}'
+        jobs.append(plots.FigureJob(stem, ['curves', table1.frame, in_profile, mine], partial(
+            plots.training_curves, table1, in_profile, mine, stem)))
+    methods = list(dict.fromkeys(zip(table1.frame[table1.frame.row_kind == 'method'].method,
+                                     table1.frame[table1.frame.row_kind == 'method'].table_name)))
+    for dataset in dict.fromkeys(table1.frame.dataset):
+        stem = plot_dir / f'frames_{dataset}_{profile}'
+        samples = [runs_io.input_path(samples_dir, dataset, profile)] + [
+            runs_io.sample_path(samples_dir, m, dataset, profile) for m, _ in methods]
+        jobs.append(plots.FigureJob(stem, ['grid', methods, *samples], partial(
+            grid.frame_grid, samples_dir, dataset, profile, methods, stem)))
+    return written
+
+
+def _nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri) -> str:
+    if from_csv is None and (datasets or profiles):
+        all_runs = runs_io.read_store(tracking_uri)  # only to name what is there
+    done = runs_io.counting_runs(all_runs)
+    have = (f'complete runs exist for datasets {", ".join(sorted(set(done.dataset)))} and profiles '
+            f'{", ".join(sorted(set(done.profile)))}' if len(done) else 'it holds no complete run')
+    asked = ''.join([f' --dataset {",".join(datasets)}' if datasets else '',
+                     f' --profile {",".join(profiles)}' if profiles else ''])
+    return (f'no complete bench run to report in {source}{" for" + asked if asked else ""}: {have}; '
+            f'run `bench run` first or pick another --dataset/--profile/--tracking-uri')

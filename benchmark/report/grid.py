@@ -1,0 +1,91 @@
+"""The frame comparison grid: the same test frames through every method, like the RAPrivacy
+paper's Figure 1 (raw image, depth image, other anonymizations, RAPrivacy).
+
+Reads the exported samples (``runs.sample_path`` / ``runs.input_path``): every method's
+``frames`` (K, T, H, W, 3) uint8 are the same K test clips at the same frame indices, so one
+column per clip (its middle frame) and one row per method line up.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from benchmark.report import paper
+from benchmark.report.plots import save
+from benchmark.report.runs import input_path, sample_path
+
+
+def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tuple[str, str]],
+               stem: Path, max_clips: int = 4) -> list[Path]:
+    """Draw input and anonymized middle frames of up to ``max_clips`` test clips.
+
+    Args:
+        samples_dir (Path): Folder of the exported ``.npz`` samples.
+        dataset (str): Evaluation dataset.
+        profile (str): Profile of the runs.
+        methods (list of (str, str)): (method, row name) in table order.
+        stem (Path): Output path without suffix.
+        max_clips (int): Columns at most. Defaults to 4.
+
+    Returns:
+        list of Path: the PNG and PDF, or nothing (with a warning) without exported samples.
+    """
+    source = input_path(samples_dir, dataset, profile)
+    if not source.is_file():
+        warnings.warn(f'no exported test frames for {dataset} ({profile}) in {samples_dir}: '
+                      f'frame grid skipped (runs log samples/raw_frames.npz)', stacklevel=2)
+        return []
+    with np.load(source) as data:
+        rows = [('Input', data['frames'])]
+        video_ids = list(data['video_ids'])
+    for method, name in methods:
+        path = sample_path(samples_dir, method, dataset, profile)
+        if not path.is_file():
+            continue
+        with np.load(path) as data:
+            if list(data['video_ids']) != video_ids:
+                warnings.warn(f'{path}: its test clips differ from the input clips: left out of '
+                              f'the frame grid', stacklevel=2)
+                continue
+            rows.append((name, data['frames']))
+    if any(name == 'Raw Data' for name, _ in rows[1:]):
+        rows = rows[1:]  # raw's frames are the input frames
+    clips = min(max_clips, len(video_ids))
+    mosaic, (tile_h, tile_w) = _mosaic([frames[:clips, frames.shape[1] // 2] for _, frames in rows])
+    # One image in one axes: drawing a grid of axes costs ~20 ms per axes per format.
+    scale = 1.6 / max(tile_h, tile_w)
+    fig = Figure(figsize=(clips * tile_w * scale + 1.3, len(rows) * tile_h * scale + 0.6))
+    ax = fig.add_axes((1.2 / fig.get_figwidth(), 0.05 / fig.get_figheight(),
+                       1 - 1.25 / fig.get_figwidth(), 1 - 0.55 / fig.get_figheight()))
+    ax.imshow(mosaic, interpolation='nearest')
+    ax.set_xticks([(tile_w + _GAP) * c + tile_w / 2 for c in range(clips)],
+                  [str(v) for v in video_ids[:clips]], fontsize=7)
+    ax.xaxis.tick_top()
+    ax.set_yticks([(tile_h + _GAP) * r + tile_h / 2 for r in range(len(rows))],
+                  [name for name, _ in rows], fontsize=9)
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    fig.suptitle(f'{paper.dataset_title(dataset)} test frames through every method ({profile})',
+                 fontsize=10, y=1 - 0.02 / fig.get_figheight())
+    return save(fig, stem)
+
+
+_GAP = 2  # white pixels between tiles
+
+
+def _mosaic(rows: list[np.ndarray]) -> tuple[np.ndarray, tuple[int, int]]:
+    """Tile rows of (clips, H, W, 3) frames into one image with white gaps."""
+    tile_h = max(r.shape[1] for r in rows)
+    tile_w = max(r.shape[2] for r in rows)
+    clips = rows[0].shape[0]
+    out = np.full((len(rows) * (tile_h + _GAP) - _GAP, clips * (tile_w + _GAP) - _GAP, 3), 255, np.uint8)
+    for r, frames in enumerate(rows):
+        for c in range(clips):
+            frame = frames[c]
+            y, x = r * (tile_h + _GAP), c * (tile_w + _GAP)
+            out[y:y + frame.shape[0], x:x + frame.shape[1]] = frame
+    return out, (tile_h, tile_w)

@@ -1,0 +1,354 @@
+"""Run records: read the MLflow store, export ``results/runs.csv``, load it back, pick the runs that count.
+
+What a run writes is fixed by ``benchmark/tracking_schema.md`` (protocol version 1); this module
+reads exactly that. Results are data first (benchopt's result files, timm's ``results/*.csv``):
+
+- ``runs.csv``: one row per parent run read (complete or not), with its identity (``run_id``,
+  ``experiment``, ``start_time``, ...), one column per ``bench.*`` tag (``method``, ``dataset``,
+  ``profile``, ``seed``, ``commit``, ``device``, ...), ``param.<name>`` per logged parameter and,
+  for every logged metric, ``metric.<name>`` beside ``direction.<name>`` (``higher`` / ``lower``
+  from ``benchmark.metrics.METRIC_SPECS``, empty where a metric declares none, e.g. times).
+- ``curves.csv``: the step-wise training histories (``train_*``) of the stage child runs
+  of the runs that count: ``parent_run_id, run_id, stage, metric, step, value``.
+- ``samples/<method>_<dataset>_<profile>.npz``: the anonymized test frames of one counting run
+  (arrays ``frames``, ``video_ids``, ``run_id``) and ``samples/input_<dataset>_<profile>.npz``
+  the same clips before anonymization, for the frame comparison grid.
+
+Which runs count (``counting_runs``): for each (method, train_dataset, dataset, profile, seed),
+the newest run by start time whose ``bench.complete`` tag is ``true``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.metrics import METRIC_SPECS
+
+# runs.csv column -> the bench.* tag it holds (tracking_schema.md, parent run).
+TAG_COLUMNS = {
+    'method': 'bench.method', 'table_name': 'bench.table_name', 'anonymizer': 'bench.anonymizer',
+    'privacy_learning': 'bench.privacy_learning', 'readable': 'bench.readable',
+    'train_dataset': 'bench.train_dataset', 'dataset': 'bench.dataset',
+    'profile': 'bench.profile', 'seed': 'bench.seed', 'run_key': 'bench.run_key',
+    'commit': 'bench.commit', 'dirty': 'bench.dirty', 'device': 'bench.device',
+    'host': 'bench.host', 'command': 'bench.command',
+    'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
+    'encoder': 'bench.encoder',
+}
+ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
+KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
+CURVE_COLUMNS = ('parent_run_id', 'run_id', 'stage', 'metric', 'step', 'value')
+
+_PAGE = 5000  # runs per search page; SQL stores accept up to 50000
+_SQL_IN_CHUNK = 500  # run ids per bulk history query, well under SQLite's variable limit
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return ''
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+
+
+def _direction(metric: str) -> str:
+    spec = METRIC_SPECS.get(metric)
+    if spec is None:
+        return ''
+    return 'higher' if spec.higher_is_better else 'lower'
+
+
+def normalize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fix the columns, their order and dtypes, so the store and runs.csv give equal frames.
+
+    Tags, identity and params are text ('' when absent), metrics float (NaN when absent),
+    each metric followed by its direction; rows ordered by start time, then run id.
+    """
+    runs = runs.copy()
+    for column in (*ID_COLUMNS, *TAG_COLUMNS):
+        if column not in runs:
+            runs[column] = ''
+    metrics = sorted(c[len('metric.'):] for c in runs.columns if c.startswith('metric.'))
+    params = sorted(c for c in runs.columns if c.startswith('param.'))
+    text = [*ID_COLUMNS, *TAG_COLUMNS, *params]
+    runs[text] = runs[text].fillna('').astype(str)
+    ordered = list(text)
+    for metric in metrics:
+        runs[f'metric.{metric}'] = pd.to_numeric(runs[f'metric.{metric}'], errors='coerce').astype(float)
+        runs[f'direction.{metric}'] = _direction(metric)
+        ordered += [f'metric.{metric}', f'direction.{metric}']
+    runs = runs[ordered]
+    return runs.sort_values(['start_time', 'run_id'], kind='stable').reset_index(drop=True)
+
+
+def _client(tracking_uri: str | None):
+    from mlflow.tracking import MlflowClient  # mlflow takes ~2 s to import: only when reading a store
+    return MlflowClient(tracking_uri)
+
+
+def _experiments(client, datasets: list[str] | None) -> dict[str, str]:
+    """Experiment id -> name, one experiment per evaluation dataset."""
+    found: dict[str, str] = {}
+    token = None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        found.update({e.experiment_id: e.name for e in page})
+        token = page.token
+        if not token:
+            break
+    if datasets:
+        found = {i: n for i, n in found.items() if n in set(datasets)}
+    return found
+
+
+def _search(client, experiment_ids: list[str], filter_string: str) -> list:
+    runs, token = [], None
+    while experiment_ids:
+        page = client.search_runs(experiment_ids, filter_string=filter_string,
+                                  max_results=_PAGE, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    return runs
+
+
+def read_store(tracking_uri: str | None, datasets: list[str] | None = None,
+               profiles: list[str] | None = None) -> pd.DataFrame:
+    """Every parent run of the store (one search per page, no per-run calls), normalized.
+
+    Args:
+        tracking_uri (str, optional): MLflow tracking URI. Defaults to MLflow's own default.
+        datasets (list of str, optional): Evaluation datasets (= experiment names) to read.
+            Defaults to all.
+        profiles (list of str, optional): Profiles to read. Defaults to all.
+    """
+    client = _client(tracking_uri)
+    experiments = _experiments(client, datasets)
+    filter_string = "tags.`bench.kind` = 'parent'"
+    found = _search(client, list(experiments), filter_string)
+    rows = []
+    for run in found:
+        info, data = run.info, run.data
+        row = {'run_id': info.run_id, 'experiment': experiments.get(info.experiment_id, ''),
+               'run_name': info.run_name or '', 'status': info.status,
+               'start_time': _iso(info.start_time), 'end_time': _iso(info.end_time)}
+        row.update({column: data.tags.get(tag, '') for column, tag in TAG_COLUMNS.items()})
+        row.update({f'param.{k}': v for k, v in data.params.items()})
+        row.update({f'metric.{k}': v for k, v in data.metrics.items()})
+        rows.append(row)
+    runs = normalize(pd.DataFrame(rows))
+    if profiles:
+        runs = runs[runs.profile.isin(profiles)]
+    return runs.reset_index(drop=True)
+
+
+def counting_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The newest complete run of each (method, train_dataset, dataset, profile, seed)."""
+    complete = runs[runs.complete.str.lower() == 'true']
+    newest = complete.sort_values(['start_time', 'run_id'], kind='stable').groupby(
+        list(KEY), sort=False).tail(1)
+    return newest.sort_values(['start_time', 'run_id'], kind='stable').reset_index(drop=True)
+
+
+def slim(runs: pd.DataFrame) -> pd.DataFrame:
+    """Identity, tags and metrics only: tables and plots never read params or directions,
+    and every pandas filter copies every column."""
+    keep = [c for c in runs.columns if not c.startswith(('param.', 'direction.'))
+            and c not in ('command', 'host', 'run_key', 'anonymizer', 'encoder', 'end_time')]
+    return runs[keep]
+
+
+def read_curves(tracking_uri: str | None, parents: pd.DataFrame,
+                cached: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Training histories (``train_*``) of the stage child runs of ``parents``, long format.
+
+    A SQL store answers in one query per 500 runs; any other store (an MLflow server) is asked
+    run by run. Histories of a complete run never change, so the parents already in ``cached``
+    (a previous ``curves.csv``) are taken from it and not asked again.
+    """
+    if cached is not None:
+        cached = cached[cached.parent_run_id.isin(set(parents.run_id))]
+        parents = parents[~parents.run_id.isin(set(cached.parent_run_id))]
+        if parents.empty:
+            return normalize_curves(cached)
+    client = _client(tracking_uri)
+    experiments = {i: n for i, n in _experiments(client, None).items()
+                   if n in set(parents.experiment)}
+    children = _search(client, list(experiments), "tags.`bench.kind` = 'stage'")
+    wanted = set(parents.run_id)
+    keys: dict[str, list[str]] = {}
+    meta: dict[str, tuple[str, str]] = {}
+    for child in children:
+        parent = child.data.tags.get('mlflow.parentRunId', '')
+        if parent not in wanted:
+            continue
+        meta[child.info.run_id] = (parent, child.data.tags.get('bench.stage', ''))
+        for key in child.data.metrics:
+            if key.startswith('train_'):
+                keys.setdefault(key, []).append(child.info.run_id)
+    rows = _sql_histories(client, meta, sorted(keys))
+    if rows is None:  # not a SQL store (an MLflow server): ask run by run
+        rows = [(run_id, key, m.step, m.value) for key, run_ids in keys.items()
+                for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+    curves = pd.DataFrame(rows, columns=['run_id', 'metric', 'step', 'value'])
+    curves.insert(0, 'parent_run_id', curves.run_id.map({r: m[0] for r, m in meta.items()}))
+    curves.insert(2, 'stage', curves.run_id.map({r: m[1] for r, m in meta.items()}))
+    if cached is not None and len(cached):
+        curves = pd.concat([cached, curves], ignore_index=True)
+    return normalize_curves(curves)
+
+
+def normalize_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    """Column order, dtypes and row order of a curves frame, whatever its source."""
+    curves = curves[list(CURVE_COLUMNS)].copy()
+    curves[['parent_run_id', 'run_id', 'stage', 'metric']] = curves[
+        ['parent_run_id', 'run_id', 'stage', 'metric']].astype(str)
+    curves['step'] = curves['step'].astype(np.int64)
+    curves['value'] = curves['value'].astype(float)
+    return curves.sort_values(['parent_run_id', 'stage', 'metric', 'step'], kind='stable'
+                              ).reset_index(drop=True)
+
+
+def _sql_histories(client, children: dict, keys: list[str]) -> list[tuple] | None:
+    """Histories straight from a SQL store's ``metrics`` table, one query per 500 runs.
+
+    MlflowClient builds one entity object per logged point (about 60 us each, ~7 s for the
+    100k points of a 500-run store); selecting the four columns takes a fraction of that.
+    The store object and its ``SqlMetric`` model are internals of mlflow, pinned to 3.17.2 in
+    pyproject.toml; anything else returns None and the caller uses the public API.
+    """
+    store = getattr(getattr(client, '_tracking_client', None), 'store', None)
+    try:
+        from mlflow.store.tracking.dbmodels.models import SqlMetric
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    except ImportError:
+        return None
+    if not isinstance(store, SqlAlchemyStore) or not keys:
+        return None if not isinstance(store, SqlAlchemyStore) else []
+    run_ids = sorted(children)
+    rows: list[tuple] = []
+    with store.ManagedSessionMaker() as session:
+        for start in range(0, len(run_ids), _SQL_IN_CHUNK):
+            rows.extend(session.query(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value)
+                        .filter(SqlMetric.run_uuid.in_(run_ids[start:start + _SQL_IN_CHUNK]),
+                                SqlMetric.key.in_(keys)).all())
+    return [tuple(r) for r in rows]
+
+
+def sample_path(samples_dir: Path, method: str, dataset: str, profile: str) -> Path:
+    """Where the exported test frames of one (method, dataset, profile) live."""
+    return samples_dir / f'{method}_{dataset}_{profile}.npz'
+
+
+def input_path(samples_dir: Path, dataset: str, profile: str) -> Path:
+    """Where the exported raw (pre-anonymization) test frames of a dataset live."""
+    return samples_dir / f'input_{dataset}_{profile}.npz'
+
+
+def _exported_run(path: Path) -> str:
+    try:
+        with np.load(path) as data:
+            return str(data['run_id']) if 'run_id' in data else ''
+    except (OSError, ValueError):
+        return ''
+
+
+def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_dir: Path) -> list[Path]:
+    """Export the logged test frames of one counting run per (method, dataset, profile).
+
+    The run with the lowest seed is used; an exported file that already holds that run is kept
+    (artifacts of a complete run never change), so a repeated report downloads nothing.
+
+    Args:
+        tracking_uri (str, optional): MLflow tracking URI.
+        table_runs (pd.DataFrame): Counting runs of Table 1 (not transfer runs).
+        samples_dir (Path): Folder for the ``.npz`` files.
+
+    Returns:
+        list of Path: the files present for this selection.
+    """
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    samples_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    have_input: set[tuple[str, str]] = set()
+    ordered = table_runs.assign(_seed=pd.to_numeric(table_runs.seed, errors='coerce')).sort_values(
+        ['dataset', 'profile', 'method', '_seed', 'start_time'], kind='stable')
+    # Prefer raw's run for the input frames: its frames are the input, whatever else fails.
+    ordered = pd.concat([ordered[ordered.method == 'raw'], ordered[ordered.method != 'raw']])
+    with tempfile.TemporaryDirectory() as tmp:
+        for (method, dataset, profile), group in ordered.groupby(
+                ['method', 'dataset', 'profile'], sort=False):
+            run_id = group.run_id.iloc[0]
+            target = sample_path(samples_dir, method, dataset, profile)
+            need_input = (dataset, profile) not in have_input
+            raw_target = input_path(samples_dir, dataset, profile)
+            if _exported_run(target) == run_id and (not need_input or raw_target.exists()):
+                written.append(target)
+                if need_input:
+                    have_input.add((dataset, profile))
+                    written.append(raw_target)
+                continue
+            try:
+                local = download_artifacts(run_id=run_id, artifact_path='samples/test_frames.npz',
+                                           dst_path=tmp, tracking_uri=tracking_uri)
+            except (MlflowException, OSError):
+                continue  # a run without logged samples gets no row in the grid
+            with np.load(local) as data:
+                np.savez_compressed(target, frames=data['frames'], video_ids=data['video_ids'],
+                                    run_id=np.array(run_id))
+            written.append(target)
+            if need_input:
+                try:
+                    local = download_artifacts(run_id=run_id, artifact_path='samples/raw_frames.npz',
+                                               dst_path=tmp, tracking_uri=tracking_uri)
+                except (MlflowException, OSError):
+                    continue
+                with np.load(local) as data:
+                    np.savez_compressed(raw_target, frames=data['frames'],
+                                        video_ids=data['video_ids'], run_id=np.array(run_id))
+                have_input.add((dataset, profile))
+                written.append(raw_target)
+    return written
+
+
+def export_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, results_dir: Path) -> list[Path]:
+    """Write ``runs.csv`` (and ``curves.csv`` when given) under ``results_dir``."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    written = [results_dir / 'runs.csv']
+    runs.to_csv(written[0], index=False)
+    if curves is not None:
+        written.append(results_dir / 'curves.csv')
+        curves.to_csv(written[1], index=False)
+    return written
+
+
+def load_runs(path: Path) -> pd.DataFrame:
+    """Read a ``runs.csv`` written by ``export_runs`` back into the store's frame."""
+    if not path.is_file():
+        raise FileNotFoundError(f'--from {path}: no such file; write it with `bench report` '
+                                f'(it exports results/runs.csv from the tracking store)')
+    runs = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in (*ID_COLUMNS, *KEY, 'complete') if c not in runs]
+    if missing:
+        raise ValueError(f'--from {path}: not a runs.csv export (no column {", ".join(missing)}); '
+                         f'regenerate it with `bench report`')
+    directions = [c for c in runs if c.startswith('direction.')]
+    return normalize(runs.drop(columns=directions))
+
+
+def load_curves(path: Path, quiet: bool = False) -> pd.DataFrame | None:
+    """Read ``curves.csv`` beside a runs.csv; None (with a warning unless quiet) when absent."""
+    if not path.is_file():
+        if quiet:
+            return None
+        warnings.warn(f'{path} not found: training curves are left out of this report '
+                      f'(`bench report` exports it beside runs.csv)', stacklevel=2)
+        return None
+    return normalize_curves(pd.read_csv(path, dtype={'parent_run_id': str, 'run_id': str,
+                                                     'stage': str, 'metric': str}))

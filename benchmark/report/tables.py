@@ -1,0 +1,501 @@
+"""Table 1 and the transfer table as data, then as Markdown, LaTeX (booktabs) and CSV.
+
+Table 1 follows the RAPrivacy paper's Table 1 "Comparison of known actions": its methods in its
+order (``paper.paper_methods``), Top-1 (higher is better), F1 and cMAP (lower is better) per
+dataset, best and second-best learning-based method marked bold and underlined. To it we add
+what a reader needs to judge the numbers: mean and sample std over seeds with the seed count,
+the paper's number and our difference, a chance-floor row (REFERENCE.md section 2) and the
+normalized leakage ``(cMAP - floor) / (raw cMAP - floor)`` (1 = as leaky as raw frames,
+0 = chance). Tables are pure functions of the counting runs (``runs.counting_runs``).
+
+Units: the CSV keeps the protocol's fractions; Markdown and LaTeX print Top-1 and cMAP in
+percent and F1 as a fraction, as the paper does.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from benchmark.metrics import METRIC_SPECS
+from benchmark.report import paper
+
+# (metric, column title, display scale, display decimals), in the paper's column order.
+TABLE_METRICS = (('action_top1', 'Top-1', 100.0, 2),
+                 ('privacy_f1_macro', 'F1', 1.0, 3),
+                 ('privacy_cmap', 'cMAP', 100.0, 2))
+FLOOR_METRIC = {'action_top1': 'floor_action_top1', 'privacy_f1_macro': 'floor_f1_macro',
+                'privacy_cmap': 'floor_cmap'}
+LEAK = 'normalized_leakage'
+LEAK_DECIMALS = 3
+PROFILE_ORDER = ('smoke', 'cpu', 'paper')
+_FLOOR_TOLERANCE = 1e-9
+
+
+@dataclass
+class Table:
+    """One rendered-to-be table: its rows as a frame plus what the header and note say."""
+
+    kind: str  # 'table1' or 'transfer'
+    profile: str
+    frame: pd.DataFrame
+    header: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+def order_datasets(names) -> list[str]:
+    """The paper's datasets first in its order, then the others alphabetically."""
+    names = set(names)
+    return [d for d in paper.PAPER_DATASETS if d in names] + sorted(names - set(paper.PAPER_DATASETS))
+
+
+def order_profiles(names) -> list[str]:
+    """smoke, cpu, paper, then any other profile alphabetically."""
+    names = set(names)
+    return [p for p in PROFILE_ORDER if p in names] + sorted(names - set(PROFILE_ORDER))
+
+
+def _higher_is_better(metric: str) -> bool:
+    return METRIC_SPECS[metric].higher_is_better if metric in METRIC_SPECS else False
+
+
+Record = dict  # one counting run: a row of runs.slim(...) as a dict
+
+
+def _stats(values) -> dict[str, float]:
+    values = np.array([v for v in values if v == v], dtype=float)  # v != v: NaN
+    n = len(values)
+    return {'mean': float(values.mean()) if n else math.nan,
+            'std': float(values.std(ddof=1)) if n > 1 else math.nan,
+            'min': float(values.min()) if n else math.nan,
+            'max': float(values.max()) if n else math.nan}
+
+
+def _metric(records: list[Record], metric: str) -> list[float]:
+    return [r.get(f'metric.{metric}', math.nan) for r in records]
+
+
+def _seeds(records: list[Record]) -> str:
+    def key(seed: str):
+        return (0, int(seed), '') if seed.lstrip('-').isdigit() else (1, 0, seed)
+    return ' '.join(sorted((r['seed'] for r in records), key=key))
+
+
+def _commits(records: list[Record]) -> list[str]:
+    """Short commits of ``records`` (ordered by start time), oldest last use first."""
+    last_use = {r['commit']: i for i, r in enumerate(records) if r['commit']}
+    return [c[:7] for c in sorted(last_use, key=last_use.get)]
+
+
+def _provenance(records: list[Record]) -> dict[str, str]:
+    return {'commits': ' '.join(_commits(records)),
+            'devices': '; '.join(sorted({r['device'] for r in records if r['device']}))}
+
+
+def header_of(records: list[Record], profile: str) -> dict[str, str]:
+    """Profile, commit range, devices, newest run date, run count and protocol versions."""
+    commits = _commits(records)
+    if not commits:
+        commit_range = 'unknown'
+    elif len(commits) == 1:
+        commit_range = commits[0]
+    else:
+        commit_range = f'{commits[0]}..{commits[-1]} ({len(commits)} commits)'
+    if any(r['dirty'].lower() == 'true' for r in records):
+        commit_range += ', some runs from a dirty tree'
+    newest = max((r['start_time'] for r in records), default='')
+    return {'profile': profile, 'commits': commit_range,
+            'devices': '; '.join(sorted({r['device'] for r in records if r['device']})) or 'unknown',
+            'newest': newest[:16].replace('T', ' ') + ' UTC' if newest else 'none',
+            'runs': str(len(records)),
+            'protocol': ', '.join(sorted({r['protocol_version'] for r in records
+                                          if r['protocol_version']})) or 'unknown'}
+
+
+def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
+    order = paper.paper_methods()
+    known = {m for m, _ in order}
+    names = {r['method']: r['table_name'] for r in records if r['table_name']}  # newest wins
+    for method in sorted({r['method'] for r in records} - known) + list(extra_methods):
+        if method not in known:
+            order.append((method, names.get(method, method)))
+            known.add(method)
+    return order
+
+
+def _mark(rows: list[dict], columns: list[tuple[str, float, int, bool]]) -> None:
+    """Set ``<column>_mark`` to best / second among learning-based rows, per dataset."""
+    for column, scale, decimals, higher in columns:
+        for row in rows:
+            row[f'{column}_mark'] = ''
+        for dataset in dict.fromkeys(r['dataset'] for r in rows):
+            pool = [r for r in rows if r['dataset'] == dataset and r['row_kind'] == 'method'
+                    and r['privacy_learning'] == 'true' and not math.isnan(r[column])]
+            shown = [round(r[column] * scale, decimals) for r in pool]
+            ranks = sorted(set(shown), reverse=higher)
+            for rank, label in zip(ranks[:2], ('best', 'second')):
+                for r, value in zip(pool, shown):
+                    if value == rank:
+                        r[f'{column}_mark'] = label
+
+
+def _in_domain(record: Record) -> bool:
+    return record['train_dataset'] in (record['dataset'], '')
+
+
+def table1(counting: pd.DataFrame, profile: str, extra_methods=()) -> Table:
+    """Table 1 of one profile: every dataset evaluated in-domain, methods in the paper's order.
+
+    Args:
+        counting (pd.DataFrame): Counting runs (``runs.counting_runs``), any profile.
+        profile (str): The profile of this table; runs of other profiles are ignored.
+        extra_methods (iterable of str): Registered methods to list as "not run" when they have
+            no runs. Defaults to none.
+    """
+    records = [r for r in counting.to_dict('records') if r['profile'] == profile and _in_domain(r)]
+    datasets = order_datasets({r['dataset'] for r in records})
+    methods = _method_order(records, extra_methods)
+    buckets: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    rows, notes = [], []
+    for dataset in datasets:
+        on_dataset = [r for r in records if r['dataset'] == dataset]
+        floors = {m: _stats(_metric(on_dataset, f)) for m, f in FLOOR_METRIC.items()}
+        for metric, stat in floors.items():
+            if stat['max'] - stat['min'] > _FLOOR_TOLERANCE:
+                message = (f'{paper.dataset_title(dataset)} ({profile}): {FLOOR_METRIC[metric]} differs '
+                           f'between runs ({stat["min"]:.4f} to {stat["max"]:.4f}); the runs were not '
+                           f'tested on the same labels: the floor row shows the range')
+                warnings.warn(message, stacklevel=2)
+                notes.append(message)
+        raw_cmap = _stats(_metric(buckets.get((dataset, 'raw'), []), 'privacy_cmap'))['mean']
+        leak_scale = raw_cmap - floors['privacy_cmap']['mean']
+        for method, table_name in methods:
+            group = buckets.get((dataset, method), [])
+            newest = group[-1] if group else {}
+            row = {'profile': profile, 'dataset': dataset, 'row_kind': 'method', 'method': method,
+                   'table_name': newest.get('table_name') or table_name,
+                   'privacy_learning': newest.get('privacy_learning', '').lower(),
+                   'readable': newest.get('readable', '').lower(),
+                   'status': 'ok' if group else 'not run', 'n_seeds': len(group),
+                   'seeds': _seeds(group)}
+            for metric, *_ in TABLE_METRICS:
+                stat = _stats(_metric(group, metric))
+                reported = paper.paper_value(method, dataset, metric)
+                row.update({f'{metric}_{k}': v for k, v in stat.items()})
+                row[f'paper_{metric}'] = math.nan if reported is None else reported
+                row[f'diff_{metric}'] = math.nan if reported is None else stat['mean'] - reported
+            row[LEAK] = ((row['privacy_cmap_mean'] - floors['privacy_cmap']['mean']) / leak_scale
+                         if leak_scale and not math.isnan(leak_scale) else math.nan)
+            row.update(_provenance(group))
+            rows.append(row)
+        floor_row = {'profile': profile, 'dataset': dataset, 'row_kind': 'floor', 'method': '',
+                     'table_name': 'Chance floor', 'privacy_learning': '', 'readable': '',
+                     'status': 'ok', 'n_seeds': len(on_dataset), 'seeds': ''}
+        for metric, *_ in TABLE_METRICS:
+            floor_row.update({f'{metric}_{k}': v for k, v in floors[metric].items()})
+            floor_row.update({f'{metric}_std': math.nan, f'paper_{metric}': math.nan,
+                              f'diff_{metric}': math.nan})
+        floor_row[LEAK] = 0.0 if leak_scale and not math.isnan(leak_scale) else math.nan
+        floor_row.update(_provenance(on_dataset))
+        rows.append(floor_row)
+    _mark(rows, [(f'{m}_mean', scale, dec, _higher_is_better(m)) for m, _, scale, dec in TABLE_METRICS]
+          + [(LEAK, 1.0, LEAK_DECIMALS, False)])
+    frame = pd.DataFrame(rows, columns=_table1_columns())
+    return Table('table1', profile, frame, header_of(records, profile),
+                 notes + _table1_notes(datasets))
+
+
+def _table1_columns() -> list[str]:
+    columns = ['profile', 'dataset', 'row_kind', 'method', 'table_name', 'privacy_learning',
+               'readable', 'status', 'n_seeds', 'seeds']
+    for metric, *_ in TABLE_METRICS:
+        columns += [f'{metric}_{k}' for k in ('mean', 'std', 'min', 'max')]
+        columns += [f'{metric}_mean_mark', f'paper_{metric}', f'diff_{metric}']
+    return columns + [LEAK, f'{LEAK}_mark', 'commits', 'devices']
+
+
+def _table1_notes(datasets: list[str]) -> list[str]:
+    notes = ['Top-1 and cMAP in %, F1 as a fraction; ours: mean ± sample std over seeds, n = seeds '
+             '(the newest complete run per method, dataset and seed).',
+             f'paper: the numbers reported in {paper.citation().rstrip(".")}; Δ = ours − paper '
+             '(percentage points for Top-1 and cMAP).']
+    without = [paper.dataset_title(d) for d in datasets if d not in paper.PAPER_DATASETS]
+    if without:
+        notes.append(f'{", ".join(without)}: no paper numbers; the paper evaluates on VP-HMDB51 and '
+                     'VP-UCF101 only, so these datasets are not compared with it.')
+    notes.append('Chance floor: mean of the runs\' floor metrics, computed from the test labels '
+                 'used (majority-class Top-1, all-positive F1, mean positive rate as cMAP).')
+    for dataset in datasets:
+        if dataset in paper.ANNOTATION_FLOORS:
+            quoted = paper.ANNOTATION_FLOORS[dataset]
+            notes.append(f'{paper.dataset_title(dataset)} over all annotated clips (REFERENCE.md '
+                         f'section 2): cMAP floor {quoted["privacy_cmap"] * 100:.1f}, F1 floor '
+                         f'{quoted["privacy_f1_macro"]:.3f}.')
+    notes.append('nLeak = (cMAP − floor) / (raw cMAP − floor): 1 leaks as much as raw frames, '
+                 '0 is chance; n/a without raw runs.')
+    notes.append('Bold: best, underlined: second best among learning-based methods (Privacy '
+                 'learning ✓), per column in its direction (↑ higher, ↓ lower is better).')
+    notes.append('Privacy learning and Readability come from each method\'s own tags; the '
+                 'paper\'s check-mark columns are ambiguous in its text (see paper_table1.csv).')
+    return notes
+
+
+def transfer_table(counting: pd.DataFrame, profile: str) -> Table | None:
+    """Rows "trained on A, evaluated on B": the anonymizer fitted on A, target models on B.
+
+    Each row sits beside the in-domain runs on B (anonymizer fitted on B) and the difference.
+    Only methods with transfer runs appear. None when the profile has no transfer runs.
+    """
+    records = [r for r in counting.to_dict('records') if r['profile'] == profile]
+    transfer = [r for r in records if not _in_domain(r)]
+    if not transfer:
+        return None
+    order = {m: i for i, (m, _) in enumerate(_method_order(transfer, ()))}
+    buckets: dict[tuple[str, str, str], list[Record]] = {}
+    for r in records:
+        buckets.setdefault((r['train_dataset'] or r['dataset'], r['dataset'], r['method']), []).append(r)
+    sources = order_datasets({r['train_dataset'] for r in transfer})
+    pairs = sorted({(r['train_dataset'], r['dataset']) for r in transfer},
+                   key=lambda p: (sources.index(p[0]), order_datasets({p[1]}), p[1]))
+    rows = []
+    for source, target in pairs:
+        on_pair = [r for r in transfer if (r['train_dataset'], r['dataset']) == (source, target)]
+        for method in sorted({r['method'] for r in on_pair}, key=order.get):
+            group = buckets[(source, target, method)]
+            home = buckets.get((target, target, method), [])
+            row = {'profile': profile, 'train_dataset': source, 'dataset': target,
+                   'row_kind': 'method', 'method': method,
+                   'table_name': group[-1]['table_name'] or method,
+                   'n_seeds': len(group), 'seeds': _seeds(group), 'in_domain_n_seeds': len(home)}
+            for metric, *_ in TABLE_METRICS:
+                stat = _stats(_metric(group, metric))
+                row.update({f'{metric}_{k}': v for k, v in stat.items()})
+                row[f'in_domain_{metric}'] = _stats(_metric(home, metric))['mean']
+                row[f'diff_{metric}'] = stat['mean'] - row[f'in_domain_{metric}']
+            row.update(_provenance(group))
+            rows.append(row)
+        floor = {'profile': profile, 'train_dataset': source, 'dataset': target, 'row_kind': 'floor',
+                 'method': '', 'table_name': 'Chance floor', 'n_seeds': len(on_pair), 'seeds': '',
+                 'in_domain_n_seeds': 0}
+        for metric, *_ in TABLE_METRICS:
+            floor.update({f'{metric}_{k}': v for k, v in _stats(_metric(on_pair, FLOOR_METRIC[metric])).items()})
+            floor.update({f'{metric}_std': math.nan, f'in_domain_{metric}': math.nan,
+                          f'diff_{metric}': math.nan})
+        floor.update(_provenance(on_pair))
+        rows.append(floor)
+    notes = ['Top-1 and cMAP in %, F1 as a fraction; transfer: mean ± sample std over seeds; '
+             'in-domain: mean of the runs whose anonymizer was fitted on the evaluation dataset; '
+             'Δ = transfer − in-domain.',
+             'Only methods with transfer runs are listed; a method whose anonymizer is not fitted '
+             'has nothing to transfer.']
+    return Table('transfer', profile, pd.DataFrame(rows), header_of(transfer, profile), notes)
+
+
+# ---------------------------------------------------------------- rendering
+
+def _display(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ''
+    spec = {m: (scale, dec) for m, _, scale, dec in TABLE_METRICS}
+    scale, decimals = spec.get(metric, (1.0, LEAK_DECIMALS))
+    return f'{value * scale:.{decimals}f}'
+
+
+def _signed(value: float, metric: str) -> str:
+    text = _display(value, metric)
+    return f'+{text}' if text and not text.startswith('-') else text
+
+
+def _ours(row, metric: str, pm: str) -> str:
+    mean = _display(row[f'{metric}_mean'], metric)
+    if row['row_kind'] == 'floor':
+        low, high = _display(row[f'{metric}_min'], metric), _display(row[f'{metric}_max'], metric)
+        return mean if low == high else f'{low}–{high}'
+    std = _display(row[f'{metric}_std'], metric)
+    return f'{mean}{pm}{std}' if std else mean
+
+
+def _header_lines(table: Table) -> list[str]:
+    h = table.header
+    return [f'profile: {h["profile"]}', f'runs: {h["runs"]} (newest {h["newest"]})',
+            f'commits: {h["commits"]}', f'devices: {h["devices"]}',
+            f'protocol version: {h["protocol"]}']
+
+
+def _check(flag: str, yes: str) -> str:
+    return yes if flag == 'true' else ''
+
+
+def _table1_cells(table: Table, style: str):
+    """(header cells, body rows as (row kind, cells), dataset column spans) in md or tex style."""
+    frame = table.frame
+    datasets = list(dict.fromkeys(frame.dataset))
+    bold, under, pm, check, arrow_up, arrow_down, delta = (
+        ('**{}**', '<ins>{}</ins>', ' ± ', '✓', '↑', '↓', 'Δ') if style == 'md' else
+        (r'\textbf{{{}}}', r'\underline{{{}}}', r' $\pm$ ', r'\checkmark', r'$\uparrow$',
+         r'$\downarrow$', r'$\Delta$'))
+
+    def marked(text, mark):
+        return bold.format(text) if mark == 'best' else under.format(text) if mark == 'second' else text
+
+    header = ['Method', 'Privacy learning', 'Readability']
+    spans = []
+    for dataset in datasets:
+        start = len(header)
+        title = paper.dataset_title(dataset)
+        prefix = f'{title} ' if style == 'md' else ''
+        for metric, name, _, _ in TABLE_METRICS:
+            arrow = arrow_up if _higher_is_better(metric) else arrow_down
+            header.append(f'{prefix}{name} ({arrow})')
+            if dataset in paper.PAPER_DATASETS:
+                header += ['paper', delta]
+        header += [f'{prefix}nLeak ({arrow_down})', f'{prefix}n']
+        spans.append((title, start, len(header)))
+    grouped: dict[tuple[str, str], dict[str, dict]] = {}
+    for record in frame.to_dict('records'):
+        grouped.setdefault((record['row_kind'], record['method']), {})[record['dataset']] = record
+    body = []
+    for (kind, method), rows in grouped.items():
+        first = next(iter(rows.values()))
+        lead = next((r for r in rows.values() if r['status'] == 'ok'), first)
+        cells = [first['table_name'], _check(lead['privacy_learning'], check),
+                 _check(lead['readable'], check)]
+        for dataset in datasets:
+            row = rows[dataset]
+            has_paper = dataset in paper.PAPER_DATASETS
+            width = len(TABLE_METRICS) * (3 if has_paper else 1) + 2
+            if row['status'] != 'ok':
+                cells += ['not run'] + [''] * (width - 1)
+                continue
+            for metric, *_ in TABLE_METRICS:
+                cells.append(marked(_ours(row, metric, pm), row[f'{metric}_mean_mark']))
+                if has_paper:
+                    cells += [_display(row[f'paper_{metric}'], metric),
+                              _signed(row[f'diff_{metric}'], metric)]
+            leak = _display(row[LEAK], LEAK) or 'n/a'
+            cells.append(marked(leak, row[f'{LEAK}_mark']) if leak != 'n/a' else leak)
+            cells.append(str(row['n_seeds']) if kind == 'method' else '')
+        body.append((kind, cells))
+    return header, body, spans
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace('|', r'\|')
+
+
+def to_markdown(table: Table) -> str:
+    """Markdown: header lines, the table, the notes."""
+    title = (f'# Table 1, profile `{table.profile}`' if table.kind == 'table1'
+             else f'# Transfer, profile `{table.profile}`')
+    lines = ['<!-- generated by `bench report`; do not edit by hand -->', title, '']
+    lines += [f'- {line}' for line in _header_lines(table)] + ['']
+    header, body, _ = (_table1_cells(table, 'md') if table.kind == 'table1'
+                       else _transfer_cells(table, 'md'))
+    lines.append('| ' + ' | '.join(header) + ' |')
+    lines.append('|' + '|'.join(['---'] + [':---:'] * (len(header) - 1)) + '|')
+    for _, cells in body:
+        lines.append('| ' + ' | '.join(_md_escape(c) for c in cells) + ' |')
+    lines += ['', 'Notes:', ''] + [f'- {note}' for note in table.notes]
+    return '\n'.join(lines) + '\n'
+
+
+_TEX_SPECIAL = {'&': r'\&', '%': r'\%', '$': r'\$', '#': r'\#', '_': r'\_', '{': r'\{', '}': r'\}',
+                '~': r'\textasciitilde{}', '^': r'\textasciicircum{}', '\\': r'\textbackslash{}',
+                'Δ': r'$\Delta$', '±': r'$\pm$', '−': '$-$', '–': '--', '✓': r'\checkmark',
+                '↑': r'$\uparrow$', '↓': r'$\downarrow$', '→': r'$\rightarrow$'}
+
+
+def tex_escape(text: str) -> str:
+    """Escape LaTeX's special characters and map the few Unicode signs we print."""
+    return ''.join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table*`` (needs booktabs, graphicx for resizebox, amssymb for checkmark)."""
+    header, body, spans = (_table1_cells(table, 'tex') if table.kind == 'table1'
+                           else _transfer_cells(table, 'tex'))
+    lines = ['% generated by `bench report`; do not edit by hand',
+             '% needs \\usepackage{booktabs,graphicx,amssymb}']
+    lines += [f'% {line}' for line in _header_lines(table)]
+    lines += [f'% {note}' for note in table.notes]
+    h = table.header
+    if table.kind == 'table1':
+        caption = ('Comparison of known actions. Top-1 (higher is better), F1 and cMAP (lower is '
+                   'better), mean ± std over n seeds, beside the paper\'s numbers and Δ = ours − '
+                   'paper; nLeak = (cMAP − floor) / (raw cMAP − floor). Bold: best, underlined: '
+                   'second best learning-based method.')
+    else:
+        caption = ('Transfer: anonymizer trained on the first dataset, target models trained and '
+                   'tested on the second; in-domain: anonymizer trained on the second; '
+                   'Δ = transfer − in-domain.')
+    caption += f' Profile {h["profile"]}, {h["runs"]} runs, commits {h["commits"]}, {h["devices"]}.'
+    lines += [r'\begin{table*}[t]', r'\centering',
+              r'\caption{' + tex_escape(caption) + '}',
+              r'\label{tab:' + f'{table.kind}-{table.profile}' + '}',
+              r'\resizebox{\textwidth}{!}{%',
+              r'\begin{tabular}{' + 'l' * (1 if table.kind == 'table1' else 2)
+              + 'c' * (len(header) - (1 if table.kind == 'table1' else 2)) + '}', r'\toprule']
+    if spans:
+        group = [''] * spans[0][1]
+        rules = []
+        for title, start, end in spans:
+            group.append(r'\multicolumn{' + f'{end - start}' + '}{c}{' + tex_escape(title) + '}')
+            rules.append(r'\cmidrule(lr){' + f'{start + 1}-{end}' + '}')
+        lines.append(' & '.join(group) + r' \\')
+        lines.append(' '.join(rules))
+    lines.append(' & '.join(h if h.startswith('$') or '\\' in h else tex_escape(h) for h in header) + r' \\')
+    lines.append(r'\midrule')
+    previous = None
+    for kind, cells in body:
+        if kind != previous and previous is not None and kind in ('floor', 'pair'):
+            lines.append(r'\midrule')
+        previous = kind
+        if kind == 'pair':
+            lines.append(r'\multicolumn{' + f'{len(header)}' + '}{l}{' + tex_escape(cells[0]) + r'} \\')
+            continue
+        lines.append(' & '.join(_tex_cell(c) for c in cells) + r' \\')
+    lines += [r'\bottomrule', r'\end{tabular}}', r'\end{table*}']
+    return '\n'.join(lines) + '\n'
+
+
+def _tex_cell(cell: str) -> str:
+    # cells built in the 'tex' style already hold their own markup
+    if cell.startswith(('\\textbf', '\\underline', '\\checkmark')) or '$\\pm$' in cell:
+        return cell.replace('–', '--')
+    return tex_escape(cell)
+
+
+def _transfer_cells(table: Table, style: str):
+    frame = table.frame
+    pm, arrow_up, arrow_down, delta = ((' ± ', '↑', '↓', 'Δ') if style == 'md' else
+                                       (r' $\pm$ ', r'$\uparrow$', r'$\downarrow$', r'$\Delta$'))
+    header = ['Trained on → evaluated on', 'Method']
+    for metric, name, _, _ in TABLE_METRICS:
+        arrow = arrow_up if _higher_is_better(metric) else arrow_down
+        header += [f'{name} ({arrow})', 'in-domain', delta]
+    header.append('n')
+    body = []
+    previous = None
+    for row in frame.to_dict('records'):
+        pair = f'{paper.dataset_title(row["train_dataset"])} → {paper.dataset_title(row["dataset"])}'
+        if style == 'tex' and pair != previous:
+            body.append(('pair', [pair]))
+        previous = pair
+        cells = [pair if style == 'md' else '', row['table_name']]
+        for metric, *_ in TABLE_METRICS:
+            cells += [_ours(row, metric, pm), _display(row[f'in_domain_{metric}'], metric),
+                      _signed(row[f'diff_{metric}'], metric)]
+        cells.append(str(row['n_seeds']) if row['row_kind'] == 'method' else '')
+        body.append((row['row_kind'], cells))
+    return header, body, []
+
+
+def to_csv(table: Table) -> str:
+    """The table's frame as CSV, numbers in the protocol's units (fractions)."""
+    return table.frame.to_csv(index=False)
+

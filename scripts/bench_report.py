@@ -1,0 +1,209 @@
+"""Time `bench report` over a tracking store of 500 parent runs (issue 5: at most 5 s on 2 cores).
+
+Builds (once, then reuses) a SQLite MLflow store laid out as ``benchmark/tracking_schema.md``
+says: 12 methods x 3 datasets x 2 profiles x 5 seeds in-domain, transfer runs vp_synth ->
+vp_synth_b for the learning methods, and older or incomplete reruns, 500 parent runs in all,
+each with ~60 params and every parent metric; stage child runs with 50-step histories;
+test-frame samples on the seed-0 runs. Then times ``build_report`` end to end in a fresh
+process (imports included) and in-process by phase (store read, export, rendering), first with
+an empty report and results folder (samples downloaded, every figure drawn) and again over
+them (unchanged figures and samples reused), and ``--from`` the export into an empty folder.
+Writes results/report_bench.json.
+
+Usage: python scripts/bench_report.py [--store work_dirs/bench_report_store] [--repeat 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+STORE_VERSION = '1'
+METHODS = [('raw', 'Raw Data', False, True, False), ('depth', 'Depth Image', False, True, False),
+           ('downsample_2x', 'Downsample-2x', True, False, False),
+           ('downsample_4x', 'Downsample-4x', True, False, False),
+           ('blackening', 'Blackening', True, False, False), ('strong_blur', 'StrongBlur', True, False, False),
+           ('weak_blur', 'WeakBlur', True, False, False), ('collective', 'Collective', True, False, False),
+           ('vita', 'VITA', True, False, True), ('spact', 'SPAct', True, False, True),
+           ('stprivacy', 'STPrivacy', True, False, True), ('raprivacy', 'RAPrivacy', True, True, True)]
+DATASETS = ('vp_synth', 'vp_hmdb51', 'vp_ucf101')
+PROFILES = ('smoke', 'cpu')
+SEEDS = range(5)
+ATTRS = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
+
+
+def _plan() -> list[dict]:
+    """The 500 parent runs: (method, train_dataset, dataset, profile, seed, complete, age)."""
+    runs = []
+    for method, *_ in METHODS:
+        for dataset in DATASETS:
+            for profile in PROFILES:
+                for seed in SEEDS:
+                    runs.append(dict(method=method, train=dataset, dataset=dataset, profile=profile,
+                                     seed=seed, complete=True))
+    learners = [m for m, *rest in METHODS if rest[-1]]
+    for method in learners:
+        for profile in PROFILES:
+            for seed in SEEDS:
+                runs.append(dict(method=method, train='vp_synth', dataset='vp_synth_b',
+                                 profile=profile, seed=seed, complete=True))
+    rng = np.random.default_rng(0)
+    while len(runs) < 500:  # reruns: an incomplete newer one or a superseded older one
+        base = dict(runs[int(rng.integers(0, 360))])
+        base['complete'] = bool(rng.integers(0, 2))
+        base['rerun'] = True
+        runs.append(base)
+    return runs
+
+
+def build_store(folder: Path) -> str:
+    """Create the store under ``folder`` unless a finished one of this version is there."""
+    folder = folder.resolve()
+    uri = f'sqlite:///{folder / "mlflow.db"}'
+    marker = folder / f'done-v{STORE_VERSION}'
+    if marker.exists():
+        return uri
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    from mlflow.entities import Metric, Param
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = {d: client.create_experiment(d, artifact_location=(folder / 'artifacts' / d).as_uri())
+                   for d in (*DATASETS, 'vp_synth_b')}
+    info = {m: (name, pl, rd, learns) for m, name, pl, rd, learns in METHODS}
+    rng = np.random.default_rng(1)
+    t0 = 1_760_000_000_000
+    samples = folder / 'upload'
+    for i, run in enumerate(_plan()):
+        name, pl, rd, learns = info[run['method']]
+        start = t0 + (i if not run.get('rerun') else 1000 + i) * 60_000
+        if run.get('rerun') and run['complete']:
+            start = t0 - i * 60_000  # an older run the newest one supersedes
+        key = f'{run["method"]}|{run["train"]}|{run["dataset"]}|{run["profile"]}|{run["seed"]}'
+        tags = {'mlflow.runName': f'{run["method"]}-{run["profile"]}-s{run["seed"]}',
+                'bench.kind': 'parent', 'bench.method': run['method'], 'bench.anonymizer': name,
+                'bench.table_name': name, 'bench.privacy_learning': str(pl).lower(),
+                'bench.readable': str(rd).lower(), 'bench.dataset': run['dataset'],
+                'bench.train_dataset': run['train'], 'bench.profile': run['profile'],
+                'bench.seed': str(run['seed']), 'bench.run_key': key,
+                'bench.commit': f'{i % 3:x}' * 40, 'bench.dirty': 'false',
+                'bench.device': 'cpu (2 cores)', 'bench.host': 'bench', 'bench.command': f'bench run {key}',
+                'bench.protocol_version': '1', 'bench.complete': str(run['complete']).lower()}
+        parent = client.create_run(experiments[run['dataset']], start_time=start, tags=tags).info.run_id
+        top1, cmap = rng.uniform(0.3, 0.9), rng.uniform(0.6, 0.8)
+        metrics = {'action_top1': top1, 'privacy_cmap': cmap, 'privacy_f1_macro': rng.uniform(0.5, 0.7),
+                   'privacy_cmap_attributes': 5.0, 'floor_action_top1': 0.1, 'floor_cmap': 0.584,
+                   'floor_f1_macro': 0.688, 'time_fit_s': 10.0, 'time_action_s': 20.0,
+                   'time_privacy_s': 20.0, 'time_total_s': 50.0}
+        for attr in ATTRS:
+            metrics[f'privacy_ap_{attr}'] = cmap + rng.uniform(-0.1, 0.1)
+            metrics[f'privacy_f1_{attr}'] = rng.uniform(0.5, 0.7)
+        params = {f'cfg.section{j // 10}.key{j}': str(rng.integers(0, 100)) for j in range(60)}
+        client.log_batch(parent, metrics=[Metric(k, float(v), start, 0) for k, v in metrics.items()],
+                         params=[Param(k, v) for k, v in params.items()])
+        for stage in (('fit', 'action', 'privacy') if learns else ('action', 'privacy')):
+            child = client.create_run(experiments[run['dataset']], start_time=start, tags={
+                'mlflow.parentRunId': parent, 'bench.kind': 'stage', 'bench.stage': stage}).info.run_id
+            names = ['train_loss', 'lr'] + (['train_adv', 'train_style'] if stage == 'fit' else [])
+            history = [Metric(n, float(np.exp(-s / 20) + rng.uniform(0, 0.05)), start + s, s)
+                       for n in names for s in range(50)]
+            client.log_batch(child, metrics=history)
+            client.set_terminated(child)
+        if run['seed'] == 0 and not run.get('rerun') and run['train'] == run['dataset']:
+            raw = np.random.default_rng(len(run['dataset'])).integers(
+                0, 255, size=(4, 4, 56, 56, 3), dtype=np.uint8)
+            folder_i = samples / parent
+            folder_i.mkdir(parents=True)
+            ids = np.array([f'{run["dataset"]}_clip{k}' for k in range(4)])
+            np.savez_compressed(folder_i / 'test_frames.npz', frames=(raw * (i % 7 + 1) // 8).astype(np.uint8),
+                                video_ids=ids)
+            np.savez_compressed(folder_i / 'raw_frames.npz', frames=raw, video_ids=ids)
+            client.log_artifacts(parent, str(folder_i), artifact_path='samples')
+        client.set_terminated(parent, 'FINISHED' if run['complete'] else 'FAILED', end_time=start + 50_000)
+    marker.touch()
+    return uri
+
+
+def _provenance() -> dict:
+    try:
+        from benchmark import provenance  # the lead's module, when present
+        return provenance.collect()  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True,
+                                text=True).stdout.strip()
+        return {'commit': commit, 'node': platform.node(), 'processor': platform.processor(),
+                'cpu_count': os.cpu_count(), 'python': platform.python_version()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--store', type=Path, default=ROOT / 'work_dirs' / 'bench_report_store',
+                        help='folder of the benchmark store (built once). Defaults to %(default)s')
+    parser.add_argument('--repeat', type=int, default=3, help='timed repetitions. Defaults to 3')
+    parser.add_argument('--out', type=Path, default=ROOT / 'results' / 'report_bench.json')
+    args = parser.parse_args()
+
+    t = time.perf_counter()
+    uri = build_store(args.store)
+    build_s = time.perf_counter() - t
+    work = args.store / 'report_out'
+    from benchmark.report import build_report  # noqa: E402 (after sys.path)
+
+    figures: dict[str, list] = {'cold_process_s': [], 'warm_process_s': [], 'in_process_s': [],
+                                'warm_in_process_s': [],
+                                'from_csv_in_process_s': [], 'phases_cold': [], 'phases_warm': []}
+    for _ in range(args.repeat):
+        shutil.rmtree(work, ignore_errors=True)
+        code = ('import sys; from pathlib import Path; sys.path.insert(0, %r); '
+                'from benchmark.report import build_report; '
+                'build_report(%r, Path(%r), Path(%r))' % (str(ROOT), uri, str(work / 'reports'),
+                                                          str(work / 'results')))
+        t = time.perf_counter()
+        subprocess.run([sys.executable, '-W', 'ignore', '-c', code], check=True, capture_output=True)
+        figures['cold_process_s'].append(time.perf_counter() - t)
+        t = time.perf_counter()  # again over the same output: figures and samples are reused
+        subprocess.run([sys.executable, '-W', 'ignore', '-c', code], check=True, capture_output=True)
+        figures['warm_process_s'].append(time.perf_counter() - t)
+        shutil.rmtree(work, ignore_errors=True)
+        phases: dict = {}
+        t = time.perf_counter()
+        written = build_report(uri, work / 'reports', work / 'results', timings=phases)
+        figures['in_process_s'].append(time.perf_counter() - t)
+        figures['phases_cold'].append(phases)
+        phases = {}
+        t = time.perf_counter()
+        build_report(uri, work / 'reports', work / 'results', timings=phases)
+        figures['warm_in_process_s'].append(time.perf_counter() - t)
+        figures['phases_warm'].append(phases)
+        t = time.perf_counter()
+        build_report(None, work / 'reports_csv', work / 'unused', from_csv=work / 'results' / 'runs.csv')
+        figures['from_csv_in_process_s'].append(time.perf_counter() - t)
+    best = {k: round(min(v), 3) for k, v in figures.items() if k.endswith('_s')}
+    result = {'command': ' '.join([sys.executable, *sys.argv]), 'machine': _provenance(),
+              'load_average': os.getloadavg(), 'store_runs': {'parent': 500},
+              'store_build_s': round(build_s, 2), 'files_written': len(written),
+              'best_of': args.repeat, 'best_s': best,
+              'all_s': {k: [round(x, 3) for x in v] for k, v in figures.items() if k.endswith('_s')},
+              'phases_cold': figures['phases_cold'], 'phases_warm': figures['phases_warm'],
+              'target_s': 5.0}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + '\n')
+    for key, value in best.items():
+        print(f'{key:>24}: {value:.2f} s (best of {args.repeat})')
+    print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+    main()
