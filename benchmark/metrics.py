@@ -14,13 +14,12 @@ fixes the protocol's choices around it:
   positive rate, so the cMAP floor is the mean positive rate; the F1 floor is the macro F1 of
   the all-positive predictor; the top-1 floor is the majority-class rate.
 
-Every metric declares its direction and the protocol version it belongs to (``METRIC_SPECS``).
+Every metric declares its direction and the protocol version it belongs to
+(``METRIC_SPECS``, in the torch-free ``benchmark.metric_specs`` so reports load fast).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
@@ -28,35 +27,8 @@ from sklearn.metrics import average_precision_score, f1_score
 
 from benchmark.registry import METRICS
 
-PROTOCOL_VERSION = 1
-PRIVACY_ATTRIBUTES = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    name: str
-    higher_is_better: bool
-    description: str
-    protocol_version: int = PROTOCOL_VERSION
-
-
-def _specs() -> dict[str, MetricSpec]:
-    specs = [
-        MetricSpec('action_top1', True, 'action top-1 accuracy over test clips x crops'),
-        MetricSpec('privacy_cmap', False, 'mean over attributes of average precision'),
-        MetricSpec('privacy_f1_macro', False, 'macro F1 over attributes at probability 0.5'),
-        MetricSpec('privacy_cmap_attributes', True, 'attributes with test positives, used in cMAP'),
-        MetricSpec('floor_action_top1', True, 'majority-class rate of the test labels'),
-        MetricSpec('floor_cmap', False, 'cMAP of a constant predictor (mean positive rate)'),
-        MetricSpec('floor_f1_macro', False, 'macro F1 of the all-positive predictor'),
-    ]
-    for attr in PRIVACY_ATTRIBUTES:
-        specs.append(MetricSpec(f'privacy_ap_{attr}', False, f'average precision for {attr}'))
-        specs.append(MetricSpec(f'privacy_f1_{attr}', False, f'F1 for {attr} at probability 0.5'))
-    return {s.name: s for s in specs}
-
-
-METRIC_SPECS: dict[str, MetricSpec] = _specs()
+from benchmark.metric_specs import (METRIC_SPECS, PRIVACY_ATTRIBUTES,  # noqa: F401 (re-exported)
+                                    PROTOCOL_VERSION, MetricSpec)
 
 
 def top1_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

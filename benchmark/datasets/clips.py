@@ -18,10 +18,10 @@ from mmaction.structures import ActionDataSample
 from mmengine.structures import LabelData
 from torch.utils.data import Dataset
 
+from benchmark.metric_specs import PRIVACY_ATTRIBUTES  # noqa: F401 (re-exported)
 from benchmark.datasets.sampling import spread_clip_indices, fixed_crop_boxes, train_clip_indices
 from benchmark.registry import DATASETS
 
-PRIVACY_ATTRIBUTES = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
 
 
 @DATASETS.register_module()

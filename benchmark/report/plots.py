@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from benchmark.metrics import PRIVACY_ATTRIBUTES
+from benchmark.metric_specs import PRIVACY_ATTRIBUTES
 from benchmark.report import paper
 from benchmark.report.tables import Table
 

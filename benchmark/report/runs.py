@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import METRIC_SPECS
+from benchmark.metric_specs import METRIC_SPECS
 
 # runs.csv column -> the bench.* tag it holds (tracking_schema.md, parent run).
 TAG_COLUMNS = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from benchmark.metrics import METRIC_SPECS
+from benchmark.metric_specs import METRIC_SPECS
 from benchmark.report import paper
 
 # (metric, column title, display scale, display decimals), in the paper's column order.
