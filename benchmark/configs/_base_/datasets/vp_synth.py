@@ -6,6 +6,8 @@ dataset = dict(name='vp_synth',
 profiles = dict(
     smoke=dict(dataset=dict(source=dict(size=32, num_frames=16, train_per_class=4,
                                         test_per_class=2))),
-    cpu=dict(dataset=dict(source=dict(size=64))),
+    # cpu: twice the default training videos and half the epochs (same compute): with 48 per
+    # class the action model memorised the training videos (train 0.9, test 0.51 top-1).
+    cpu=dict(dataset=dict(source=dict(size=64, train_per_class=96))),
     paper=dict(dataset=dict(source=dict(size=128))),
 )
