@@ -20,6 +20,7 @@ computed once per video on first use and cached on disk.
 from __future__ import annotations
 
 import hashlib
+import logging
 import json
 import os
 import re
@@ -399,7 +400,7 @@ class _RealVideoSource:
             print_log(f'{self.name} split {split_id} {split}: {len(listed) - len(self.clips)} of '
                       f'{len(listed)} listed clips have no privacy labels in {self.annotations} '
                       f'and are left out (bench datasets check lists them)', logger='current',
-                      level=30)
+                      level=logging.WARNING)
         if not self.clips:
             raise ValueError(f'{self.name} split {split_id} {split}: no listed clip has privacy '
                              f'labels in {self.annotations}: is it the {FILE_NAMES[self.name]}?')

@@ -1,5 +1,6 @@
 """VP-UCF101 / VP-HMDB51 sources on fixture trees in the real layouts, through ClipDataset."""
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,16 @@ def test_a_pickle_that_runs_code_stops_the_source(tmp_path):
             pytest.warns(UserWarning, match='sha256'):
         DATASETS.build(dict(type='VPHMDB51Source', data_root=str(tmp_path)))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize('name, interval', [('vp_ucf101', 4), ('vp_hmdb51', 2)])
+def test_dataset_config_layers_build_the_sources(name, interval, ucf_root, tmp_path):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(Path(__file__).resolve().parents[2] / 'benchmark' / 'configs' / '_base_'
+                              / 'datasets' / f'{name}.py'))
+    assert cfg.dataset.name == name and cfg.dataset.clip.frame_interval == interval
+    if name == 'vp_hmdb51':
+        build_hmdb(tmp_path)
+    root = ucf_root if name == 'vp_ucf101' else tmp_path
+    source = DATASETS.build({**cfg.dataset.source.to_dict(), 'data_root': str(root), 'split': 'test'})
+    assert source.name == name and len(source) == 3 and source.aux_channels == ()
