@@ -1,0 +1,46 @@
+"""`bench datasets check`: what a user sees for a complete, a broken and a misplaced tree."""
+from benchmark.datasets.check import check_dataset
+from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf
+
+
+def test_check_names_missing_undecodable_and_unlabelled_clips(tmp_path):
+    info = build_ucf(tmp_path)
+    report = check_dataset('vp_ucf101', tmp_path, decode=True, workers=1)
+    assert not report.ok
+    assert report.missing == [info['missing'] + '.avi']
+    assert [name for name, _ in report.undecodable] == [info['corrupt'] + '.avi']
+    assert report.unlabelled == [UCF_UNLABELLED + '.avi']
+    assert report.counts['train'] == {'ApplyEyeMakeup': 2, 'HandstandPushups': 2, 'PommelHorse': 2}
+    assert report.decoded == len(info['train']) + len(info['test']) - 1
+    text = report.format()
+    for name in (info['missing'], info['corrupt'], UCF_UNLABELLED):
+        assert name in text
+    assert 'PROBLEMS FOUND' in text
+    # Labels of the listed classes whose clips the lists do not name are listed, not failed.
+    assert 'HandstandPushups/v_HandStandPushups_g02_c01' in report.labels_without_clips
+    assert report.other_class_labels + len(report.labels_without_clips) + 8 == 13320
+
+
+def test_quick_check_decodes_a_sample_and_passes_a_good_tree(tmp_path):
+    build_ucf(tmp_path, missing=False, corrupt=False, unlabelled=False)
+    report = check_dataset('vp_ucf101', tmp_path, decode='sample')
+    assert report.ok, report.format()
+    assert 0 < report.decoded <= 6
+    assert report.format().endswith('OK')
+
+
+def test_hmdb_tree_with_quirky_names_is_clean(tmp_path):
+    build_hmdb(tmp_path)
+    report = check_dataset('vp_hmdb51', tmp_path, decode=True, workers=1)
+    assert report.ok, report.format()
+    assert report.counts == {'train': {'chew': 1, 'clap': 1, 'shake_hands': 1},
+                             'test': {'chew': 1, 'clap': 1, 'shake_hands': 1}}
+    assert report.layout == 'videos' and report.video_root == str(tmp_path / '.')
+
+
+def test_misplaced_tree_is_one_clear_error(tmp_path):
+    report = check_dataset('vp_hmdb51', tmp_path / 'nowhere')
+    assert not report.ok and 'is not a folder' in report.errors[0]
+    (tmp_path / 'empty').mkdir()
+    report = check_dataset('vp_ucf101', tmp_path / 'empty', split_id=2)
+    assert 'trainlist02.txt' in report.format() and 'ucfTrainTestlist' in report.format()
