@@ -16,6 +16,8 @@ EXAMPLES = {
   bench run --method raprivacy --dataset vp_hmdb51 --profile paper --device cuda --amp \\
             --data-root /data/hmdb51
   bench run --method raw --train-dataset vp_synth --dataset vp_synth_b   # transfer
+  bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \
+            --dataset vp_hmdb51 --data-root /data/hmdb51 --profile paper --device cuda
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
 """,
     'sweep': """examples:
@@ -98,6 +100,8 @@ def _data_options(args) -> dict:
     options = _parse_options(args.cfg_options)
     if getattr(args, 'data_root', None):
         options['dataset.source.data_root'] = args.data_root
+    if getattr(args, 'train_data_root', None):
+        options['fit_dataset.source.data_root'] = args.train_data_root
     if getattr(args, 'style_root', None):
         options['anonymizer.style_set'] = dict(type='FolderStyles', root=args.style_root)
     return options
@@ -303,6 +307,7 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--cfg-options', nargs='+', metavar='KEY=VALUE',
                    help='override config entries, e.g. target_schedule.max_epochs=5')
     p.add_argument('--data-root', help='root of a real dataset (vp_ucf101, vp_hmdb51)')
+    p.add_argument('--train-data-root', help='root of the --train-dataset, when it is a real one')
     p.add_argument('--style-root', help='folder of style images (e.g. SBU Kinect depth frames)')
 
 
