@@ -115,6 +115,7 @@ def cmd_run(args) -> int:
     if args.amp and args.device != 'cuda':
         raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
     work_root = Path(args.work_dir)
+    ui_hint = _ui_hint(args)
     uri = resolve_tracking_uri(args.tracking_uri, work_root)
     options = _data_options(args)
     for seed in _seeds(args):
@@ -123,10 +124,18 @@ def cmd_run(args) -> int:
         protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
         result = protocol.run(fresh=args.fresh)
         _print_result(cfg, result)
-    print(f'\nruns are in {uri}: browse them with `bench ui'
-          f'{"" if args.tracking_uri is None and "MLFLOW_TRACKING_URI" not in os.environ else " --tracking-uri " + uri}`'
-          f', tabulate them with `bench report`')
+    print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
+          f'`{ui_hint.replace("bench ui", "bench report")}`')
     return 0
+
+
+def _ui_hint(args) -> str:
+    """The `bench ui` command that opens the store this command uses."""
+    if args.tracking_uri:
+        return f'bench ui --tracking-uri {args.tracking_uri}'
+    if os.environ.get('MLFLOW_TRACKING_URI'):
+        return 'bench ui'  # the variable selects the same store
+    return 'bench ui' if args.work_dir == 'work_dirs' else f'bench ui --work-dir {args.work_dir}'
 
 
 def _grid(pairs: list[str]) -> list[dict]:

@@ -46,13 +46,13 @@ def default_artifact_root(uri: str) -> str | None:
 
 def client(uri: str):
     """An MlflowClient on ``uri``, checked to answer; one-line TrackingError otherwise."""
-    import mlflow
     from mlflow.tracking import MlflowClient
     if uri.startswith(('http://', 'https://')):
         # Fail in seconds, before any training, rather than after retries.
         os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '0')
         os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '10')
-    mlflow.set_tracking_uri(uri)
+    # No mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which would send every later
+    # store lookup in this process (another work dir, a test) to this store.
     c = MlflowClient(tracking_uri=uri)
     try:
         c.search_experiments(max_results=1)

@@ -54,3 +54,10 @@ def test_provenance_names_commit_machine_and_command():
     assert len(prov['commit']) == 40 or prov['commit'] == 'unknown'
     assert prov['device'].startswith('cpu (') and prov['host']
     assert prov['dirty'] in ('true', 'false')
+
+
+def test_opening_a_store_does_not_redirect_later_lookups(tmp_path, monkeypatch):
+    monkeypatch.delenv('MLFLOW_TRACKING_URI', raising=False)
+    first = tracking.resolve_tracking_uri(None, tmp_path / 'a')
+    tracking.client(first)
+    assert tracking.resolve_tracking_uri(None, tmp_path / 'b') != first
