@@ -22,6 +22,7 @@ import inspect
 import json
 import logging
 import os
+import pickle
 import shutil
 import time
 from pathlib import Path
@@ -86,6 +87,11 @@ def run_key(cfg: Config) -> str:
     return f'{method_name(cfg)}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -137,7 +143,10 @@ class Protocol:
         self.amp = amp
         self.log = log
         self.hash = config_hash(cfg)
-        self.anonymizer = build_anonymizer(cfg.anonymizer)  # fail early on a bad method config
+        try:  # fail before anything is recorded on a bad method config or missing weights
+            self.anonymizer = build_anonymizer(cfg.anonymizer)
+        except (TypeError, ValueError) as err:
+            raise ProtocolError(f'anonymizer {dict(cfg.anonymizer)["type"]}: {_first_line(err)}') from None
         self.needs = tuple(self.anonymizer.needs)
         self.fit_data = cfg.fit_dataset or cfg.dataset.to_dict()
         self.eval_data = cfg.dataset.to_dict()
@@ -153,9 +162,11 @@ class Protocol:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
                 f', now {self.hash}): pass --fresh to discard it or --work-dir to keep both')
-        self.client = tracking.client(self.tracking_uri)
         if state and state.get('complete'):
+            self.client = tracking.client(self.tracking_uri)
             return _read_json(self.run_dir / RESULT_FILE)
+        self._check_data()
+        self.client = tracking.client(self.tracking_uri)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if state is None:
             state = {'config_hash': self.hash, 'run_key': run_key(self.cfg), 'runs': {},
@@ -163,6 +174,19 @@ class Protocol:
         self.state = state
         self._parent_run()
         return None
+
+    def _check_data(self) -> None:
+        """Build every split the run reads, so a bad tree or option fails in seconds.
+
+        Real sources run their quick check (presence, labels, a decode) when built.
+        """
+        splits = [(self.fit_data, 'train'), (self.eval_data, 'train'), (self.eval_data, 'test')]
+        for data, split in splits:
+            try:
+                DATASETS.build(_source_cfg(data, split, self.needs))
+            except (OSError, ValueError, TypeError, KeyError, RuntimeError,
+                    pickle.UnpicklingError) as err:
+                raise ProtocolError(f'dataset {data["name"]} ({split}): {_first_line(err)}') from None
 
     def _save_state(self) -> None:
         _write_json(self.run_dir / STATE_FILE, self.state)

@@ -34,5 +34,6 @@ def test_ucf_to_hmdb_transfer_run(tmp_path, capsys):
 def test_a_real_dataset_without_its_root_is_one_line(tmp_path, capsys):
     code = main(['run', '--method', 'raw', '--profile', 'smoke', '--dataset', 'vp_hmdb51',
                  '--work-dir', str(tmp_path)])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and '--data-root' in err and '\n' not in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith('bench: dataset vp_hmdb51') and '--data-root' in err[-1]
+    assert not (tmp_path / 'mlflow.db').exists()  # refused before anything was recorded
