@@ -92,6 +92,38 @@ def _first_line(err: BaseException) -> str:
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
+def _checkpoint_ok(path: Path) -> bool:
+    """A complete torch checkpoint (a zip whose central directory was written)."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as z:
+            return bool(z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def repair_resume_pointer(stage_dir: Path) -> Path | None:
+    """Point MMEngine's ``last_checkpoint`` at the newest complete checkpoint of a stage.
+
+    A kill can land between MMEngine deleting the previous checkpoint and rewriting the
+    pointer, or in the middle of writing a checkpoint; either leaves a pointer that resume
+    cannot follow. Returns the checkpoint a resume will use, or None to start the stage over.
+    """
+    pointer = stage_dir / 'last_checkpoint'
+    candidates = sorted(
+        (p for p in stage_dir.glob('*.pth') if p.stem.split('_')[0] in ('epoch', 'iter')
+         and p.stem.split('_')[-1].isdigit()),
+        key=lambda p: int(p.stem.split('_')[-1]), reverse=True)
+    for ckpt in candidates:
+        if _checkpoint_ok(ckpt):
+            if not pointer.exists() or pointer.read_text().strip() != str(ckpt):
+                pointer.write_text(str(ckpt))
+            return ckpt
+        ckpt.unlink()  # half-written by a killed run
+    pointer.unlink(missing_ok=True)
+    return None
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -266,6 +298,9 @@ class Protocol:
         hooks = list(kwargs.pop('custom_hooks', []))
         hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
                           interval=max(1, self.cfg.log_interval // 2)))
+        stage_dir = self.run_dir / stage
+        if stage_dir.is_dir():
+            repair_resume_pointer(stage_dir)
         return Runner(work_dir=str(self.run_dir / stage), custom_hooks=hooks,
                       randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
                       env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
