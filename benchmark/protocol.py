@@ -340,6 +340,7 @@ class Protocol:
                                                   fit['batch_size'], fit.get('num_workers', 1),
                                                   test=False, infinite=True),
                 train_cfg=dict(by_epoch=False, max_iters=fit['max_iters']),
+                log_processor=dict(by_epoch=False),
                 optim_wrapper=optim, param_scheduler=fit.get('param_scheduler'),
                 default_hooks=dict(
                     checkpoint=dict(type='CheckpointHook', by_epoch=False,
