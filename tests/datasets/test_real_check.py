@@ -44,3 +44,16 @@ def test_misplaced_tree_is_one_clear_error(tmp_path):
     (tmp_path / 'empty').mkdir()
     report = check_dataset('vp_ucf101', tmp_path / 'empty', split_id=2)
     assert 'trainlist02.txt' in report.format() and 'ucfTrainTestlist' in report.format()
+
+
+def test_bench_datasets_check_command_exit_status(tmp_path, capsys):
+    from benchmark.cli import main
+    broken, good = tmp_path / 'broken', tmp_path / 'good'
+    info = build_ucf(broken)
+    build_ucf(good, missing=False, corrupt=False, unlabelled=False)
+    assert main(['datasets', 'check', 'vp_ucf101', '--data-root', str(broken)]) == 1
+    out = capsys.readouterr().out
+    for name in (info['missing'], info['corrupt'], UCF_UNLABELLED):
+        assert name in out
+    assert main(['datasets', 'check', 'vp_ucf101', '--data-root', str(good), '--quick']) == 0
+    assert capsys.readouterr().out.strip().endswith('OK')
