@@ -299,9 +299,12 @@ def cmd_anonymize(args) -> int:
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     _select_device(args.device)
     uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
-    anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
-                                 device=args.device)
-    out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
+    try:
+        anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
+                                     device=args.device)
+        out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
+    except ValueError as err:  # input the tool cannot use, e.g. a method that needs masks
+        raise SystemExit(f'bench: {err}') from None
     print(f'wrote {out or args.output}')
     return 0
 
