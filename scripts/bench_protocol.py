@@ -57,7 +57,8 @@ def main() -> int:
         print(f'{method:15} {wall:7.1f} s end to end   (stages: fit {row.get("time_fit_s", 0)}, '
               f'action {row["time_action_s"]}, privacy {row["time_privacy_s"]})', flush=True)
     record = dict(benchmark='protocol end to end', profile=args.profile, dataset=args.dataset,
-                  command=' '.join(sys.argv), **provenance('cpu'), runs=rows)
+                  **provenance('cpu'), runs=rows)
+    record['command'] = ' '.join(['python', *sys.argv])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f'protocol_{args.profile}.json'
