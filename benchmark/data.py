@@ -104,5 +104,4 @@ def load_anonymizer_state(anonymizer: Anonymizer, path: str | Path) -> None:
                                 f'first (bench run does) or pass the right --checkpoint')
     state = torch.load(path, map_location='cpu', weights_only=True)
     state = state.get('state_dict', state)
-    result = anonymizer.load_state_dict(state, strict=True)
-    del result
+    anonymizer.load_state_dict(state, strict=True)

@@ -20,7 +20,6 @@ import contextlib
 import copy
 import inspect
 import json
-import logging
 import os
 import pickle
 import shutil
@@ -30,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.runner import Runner
 
 from benchmark import tracking
@@ -213,9 +211,10 @@ class Protocol:
         Real sources run their quick check (presence, labels, a decode) when built.
         """
         splits = [(self.fit_data, 'train'), (self.eval_data, 'train'), (self.eval_data, 'test')]
+        self.sources = {}  # built once here; the stages read classes and aux maps from them
         for data, split in splits:
             try:
-                DATASETS.build(_source_cfg(data, split, self.needs))
+                self.sources[data['name'], split] = DATASETS.build(_source_cfg(data, split, self.needs))
             except (OSError, ValueError, TypeError, KeyError, RuntimeError,
                     pickle.UnpicklingError) as err:
                 raise ProtocolError(f'dataset {data["name"]} ({split}): {_first_line(err)}') from None
@@ -293,7 +292,6 @@ class Protocol:
                                  target=target, test_mode=test, **self._clip_kwargs(data)))
 
     def _runner(self, stage: str, **kwargs) -> Runner:
-        logging.getLogger('mmengine').setLevel(logging.INFO)
         run_id = self._child_run(stage)
         hooks = list(kwargs.pop('custom_hooks', []))
         hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
@@ -324,7 +322,7 @@ class Protocol:
             fit = self.cfg.fit.to_dict()
             model = copy.deepcopy(fit['model'])
             model['anonymizer'] = self.cfg.anonymizer.to_dict()
-            source = DATASETS.build(_source_cfg(self.fit_data, 'train', self.needs))
+            source = self.sources[self.fit_data['name'], 'train']
             model['num_classes'] = len(source.classes)
             model['data_preprocessor'] = dict(type='ClipPreprocessor', normalize=False,
                                               keep_aux=True, aux_channels=source.aux_channels)
@@ -365,7 +363,7 @@ class Protocol:
         start = time.time()
         model = copy.deepcopy((self.cfg.action_model if stage == 'action'
                                else self.cfg.privacy_model).to_dict())
-        src = DATASETS.build(_source_cfg(self.eval_data, 'train', self.needs))
+        src = self.sources[self.eval_data['name'], 'train']
         model['cls_head']['num_classes'] = (len(src.classes) if stage == 'action'
                                             else len(src.attributes))
         model['data_preprocessor'] = dict(
@@ -410,7 +408,7 @@ class Protocol:
     def _samples(self) -> None:
         """Save the same test clips, raw and anonymized, for the report's comparison grid."""
         from benchmark.datasets.clips import ClipDataset
-        ds = ClipDataset(_source_cfg(self.eval_data, 'test', self.needs), test_mode=True,
+        ds = ClipDataset(self.sources[self.eval_data['name'], 'test'], test_mode=True,
                          **{**self._clip_kwargs(self.eval_data), 'num_clips': 1, 'num_crops': 1})
         k = min(self.cfg.sample_videos, len(ds))
         picks = np.unique(np.linspace(0, len(ds) - 1, k).round().astype(int))
@@ -441,8 +439,6 @@ class Protocol:
                      f'pass --fresh to run it again')
             return done
         parent = self.state['runs']['parent']
-        logger = MMLogger.get_current_instance()
-        del logger
         try:
             results = {}
             total_start = time.time()
