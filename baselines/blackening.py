@@ -22,6 +22,7 @@ class Blackening(Anonymizer):
             Defaults to 2.
     """
 
+    per_frame = True  # frame by frame, 2D only
     table_name = 'Blackening'
     needs = ('mask',)
 

@@ -21,6 +21,7 @@ class DepthImage(Anonymizer):
             (the map as the dataset gives it).
     """
 
+    per_frame = True  # frame by frame, 2D only
     table_name = 'Depth Image'
     readable = True
     needs = ('depth',)

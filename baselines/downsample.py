@@ -27,6 +27,8 @@ class Downsample(Anonymizer):
 
     privacy_learning = False
 
+    per_frame = True  # frame by frame, 2D only
+
     def __init__(self, factor: int = 2, upsample: str = 'bilinear') -> None:
         super().__init__()
         if factor < 1:

@@ -11,6 +11,7 @@ from benchmark.registry import ANONYMIZERS
 class Identity(Anonymizer):
     """Returns the clips unchanged."""
 
+    per_frame = True  # frame by frame, 2D only
     table_name = 'Raw Data'
     readable = True
 

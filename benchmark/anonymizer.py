@@ -26,8 +26,10 @@ class Anonymizer(nn.Module):
 
     Class attributes describe the method for tables and the protocol:
     ``table_name`` (the row name in the paper's Table 1), ``privacy_learning`` and
-    ``readable`` (the paper's two check-mark columns), ``learns`` (needs fitting) and
-    ``needs`` (auxiliary maps, a subset of ``AUX_KEYS``).
+    ``readable`` (the paper's two check-mark columns), ``learns`` (needs fitting),
+    ``needs`` (auxiliary maps, a subset of ``AUX_KEYS``) and ``per_frame`` (in eval mode each
+    output frame depends on that frame and its aux maps alone, so whole videos may be
+    anonymized once; see ``benchmark.datasets.anonymized``).
     """
 
     table_name: str = ''
@@ -35,6 +37,7 @@ class Anonymizer(nn.Module):
     readable: bool = False
     learns: bool = False
     needs: tuple[str, ...] = ()
+    per_frame: bool = False
 
     def forward(self, clips: torch.Tensor, aux: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         raise NotImplementedError(f'{type(self).__name__} must define forward(clips, aux)')

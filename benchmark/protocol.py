@@ -178,6 +178,10 @@ class Protocol:
         except (TypeError, ValueError) as err:
             raise ProtocolError(f'anonymizer {dict(cfg.anonymizer)["type"]}: {_first_line(err)}') from None
         self.needs = tuple(self.anonymizer.needs)
+        self.anonymize_once = bool(cfg.get('anonymize_once', False))
+        if self.anonymize_once and not getattr(self.anonymizer, 'per_frame', False):
+            raise ProtocolError(f'anonymize_once=True, but {dict(cfg.anonymizer)["type"]} is not '
+                                f'per_frame: its output must be computed per clip; drop the option')
         self.fit_data = cfg.fit_dataset or cfg.dataset.to_dict()
         self.eval_data = cfg.dataset.to_dict()
 
@@ -282,14 +286,19 @@ class Protocol:
                     num_clips=c.num_clips, num_crops=c.num_crops)
 
     def _dataloader(self, data: dict, split: str, target: str, batch_size: int,
-                    num_workers: int, test: bool, infinite: bool = False) -> dict:
+                    num_workers: int, test: bool, infinite: bool = False,
+                    source: dict | None = None, clip_len: int | None = None) -> dict:
         sampler = 'InfiniteSampler' if infinite else 'DefaultSampler'
+        source = source or _source_cfg(data, split, self.needs)
+        clip = self._clip_kwargs(data)
+        if clip_len:
+            clip['clip_len'] = clip_len
         return dict(batch_size=batch_size, num_workers=num_workers,
                     persistent_workers=False,
                     sampler=dict(type=sampler, shuffle=not test),
                     collate_fn=dict(type='pseudo_collate'),
-                    dataset=dict(type='ClipDataset', source=_source_cfg(data, split, self.needs),
-                                 target=target, test_mode=test, **self._clip_kwargs(data)))
+                    dataset=dict(type='ClipDataset', source=source,
+                                 target=target, test_mode=test, **clip))
 
     def _runner(self, stage: str, **kwargs) -> Runner:
         run_id = self._child_run(stage)
@@ -336,7 +345,8 @@ class Protocol:
                 'fit', model=model,
                 train_dataloader=self._dataloader(self.fit_data, 'train', 'action',
                                                   fit['batch_size'], fit.get('num_workers', 1),
-                                                  test=False, infinite=True),
+                                                  test=False, infinite=True,
+                                                  clip_len=fit.get('clip_len')),
                 train_cfg=dict(by_epoch=False, max_iters=fit['max_iters']),
                 log_processor=dict(by_epoch=False),
                 optim_wrapper=optim, param_scheduler=fit.get('param_scheduler'),
@@ -358,6 +368,27 @@ class Protocol:
             'aux_channels': list(self.needs), 'trained_on': self.fit_data['name']})
         return dict(info=info, metrics={'time_fit_s': time.time() - start})
 
+    def _anonymize_once(self) -> tuple[dict, float]:
+        """Write the fitted anonymizer's output for every evaluation video (train and test), once
+        per run (``benchmark.datasets.anonymized``); returns the split sources and the seconds."""
+        from benchmark.datasets.anonymized import materialize
+        anonymizer = build_anonymizer(self.cfg.anonymizer)
+        load_anonymizer_state(anonymizer, self.run_dir / 'fit' / 'anonymizer.pth')
+        anonymizer.eval().requires_grad_(False).to(self.device)
+        sources, seconds = {}, 0.0
+        for split in ('train', 'test'):
+            folder = self.run_dir / 'anonymized' / f'{self.eval_data["name"]}_{split}'
+            record = materialize(self.sources[self.eval_data['name'], split], anonymizer, folder,
+                                 resize_short=self.cfg.clip.resize_short,
+                                 crop_size=self.cfg.clip.crop_size, device=self.device, log=self.log)
+            seconds += record['seconds']
+            if record['seconds']:
+                self.log(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
+                         f'{record["frames"]} frames in {record["seconds"]:.0f} s')
+            sources[split] = dict(type='AnonymizedSource', folder=str(folder),
+                                  source=_source_cfg(self.eval_data, split, self.needs))
+        return sources, seconds
+
     def _target(self, stage: str) -> dict:
         sched = self.cfg.target_schedule
         start = time.time()
@@ -366,10 +397,15 @@ class Protocol:
         src = self.sources[self.eval_data['name'], 'train']
         model['cls_head']['num_classes'] = (len(src.classes) if stage == 'action'
                                             else len(src.attributes))
-        model['data_preprocessor'] = dict(
-            type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
-            anonymizer=self.cfg.anonymizer.to_dict(),
-            anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
+        sources, once_s = {'train': None, 'test': None}, None
+        if self.anonymize_once:  # the target models read videos anonymized beforehand
+            sources, once_s = self._anonymize_once()
+            model['data_preprocessor'] = dict(type='ClipPreprocessor')
+        else:  # the anonymizer runs on every batch, in the target model's data path
+            model['data_preprocessor'] = dict(
+                type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
+                anonymizer=self.cfg.anonymizer.to_dict(),
+                anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
         views = self.cfg.clip.num_clips * self.cfg.clip.num_crops
         epochs = sched.max_epochs
         warmup = min(sched.warmup_epochs, max(epochs - 1, 0))
@@ -383,7 +419,7 @@ class Protocol:
         runner = self._runner(
             stage, model=model,
             train_dataloader=self._dataloader(self.eval_data, 'train', stage, sched.batch_size,
-                                              sched.num_workers, test=False),
+                                              sched.num_workers, test=False, source=sources['train']),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs + 1),
             optim_wrapper=dict(**self._optim_type(),
                                optimizer=dict(type='AdamW', lr=sched.lr,
@@ -392,7 +428,7 @@ class Protocol:
             param_scheduler=schedulers,
             test_dataloader=self._dataloader(self.eval_data, 'test', stage,
                                              max(1, sched.batch_size // views),
-                                             sched.num_workers, test=True),
+                                             sched.num_workers, test=True, source=sources['test']),
             test_evaluator=dict(type='ActionTop1' if stage == 'action' else 'PrivacyLeakage'),
             test_cfg=dict(type='TestLoop'),
             default_hooks=dict(
@@ -403,6 +439,8 @@ class Protocol:
             runner.train()
             metrics = {k: float(v) for k, v in runner.test().items()}
         metrics[f'time_{stage}_s'] = time.time() - start
+        if once_s:  # the stage that wrote the anonymized videos carries their cost
+            metrics['time_anonymize_once_s'] = once_s
         return dict(metrics=metrics)
 
     def _samples(self) -> None:
@@ -500,4 +538,5 @@ class Protocol:
         _write_json(self.run_dir / RESULT_FILE, final)
         self.state['complete'] = True
         self._save_state()
+        shutil.rmtree(self.run_dir / 'anonymized', ignore_errors=True)  # spent, and large
         return final

@@ -8,6 +8,11 @@ content in the style (Eq. 1, 2); the decoder maps the three embeddings to an ima
 All frames of all clips go through in one batched call; each clip's style is encoded once.
 In training each clip draws a random style; at evaluation every clip takes style ``eval_style``.
 Frames must be larger than 16 px (relu5_1, at 1/16 of the size, needs 2 pixels to reflect-pad).
+
+``scale`` (default 1, the paper's) upsamples frames (bilinear) before the encoder and brings the
+decoder's output back to the frame size (area averaging). The paper transfers 112 px frames,
+where relu3_1 is 28x28; the cpu profile's 56 px frames would leave 14x14, too coarse for a
+decoder to draw limbs, so that profile transfers at twice the size.
 """
 from __future__ import annotations
 
@@ -52,16 +57,22 @@ class RAPrivacyAnonymizer(Anonymizer):
             empty bank for a checkpoint to fill. Defaults to VP-Synth depth images.
         eval_style (int): Index in the bank of the style every clip gets at evaluation.
             Defaults to 0.
+        scale (int): Transfer at this multiple of the frame size (see the module's docstring).
+            Defaults to 1.
     """
 
     table_name = 'RAPrivacy'
     privacy_learning = True
     readable = True
     learns = True
+    per_frame = True  # in eval mode every clip takes style eval_style; frames do not mix
 
     def __init__(self, encoder: dict | None = None, style_set: dict | None = None,
-                 eval_style: int = 0) -> None:
+                 eval_style: int = 0, scale: int = 1) -> None:
         super().__init__()
+        if int(scale) != scale or scale < 1:
+            raise ValueError(f'anonymizer.scale must be a whole number >= 1, got {scale}')
+        self.scale = int(scale)
         encoder = {'weights': 'vp_synth', 'width': 1.0, **(encoder or {})}
         width = float(encoder['width'])
         self.encoder = VGGEncoder(width)
@@ -92,7 +103,7 @@ class RAPrivacyAnonymizer(Anonymizer):
         if weights == CHECKPOINT:
             return CHECKPOINT
         if weights == 'vp_synth':
-            record = pretrained_encoder(self.encoder.width, **cfg.get('pretrain', {}))
+            record = pretrained_encoder(self.encoder.width, **{'scale': self.scale, **cfg.get('pretrain', {})})
             self.encoder.load_state_dict(record['encoder'])
             if cfg.get('init_decoder', True):
                 self._decoder_init = record['decoder']
@@ -140,7 +151,8 @@ class RAPrivacyAnonymizer(Anonymizer):
         """Stylize clips ``(N, 3, T, H, W)`` in [0, 1]; returns images and features for the losses.
 
         Args:
-            clips (Tensor): The clips.
+            clips (Tensor): The clips; they are transferred at ``scale`` times their size, and
+                the returned images have that size (``to_frame_size`` brings them back).
             style_index (Tensor, optional): Bank index per clip; defaults to ``style_index``.
             encoded (Transfer, optional): An earlier pass over the same clips and styles whose
                 content and style features to reuse (the encoder is frozen, so they are the same).
@@ -149,21 +161,28 @@ class RAPrivacyAnonymizer(Anonymizer):
             raise RuntimeError('RAPrivacyAnonymizer built for a checkpoint has no weights yet: load '
                                'its state dict (benchmark.anonymize.load_anonymizer does)')
         n, _, t, h, w = clips.shape
+        h, w = h * self.scale, w * self.scale
         if encoded is not None:
             content, style = encoded.content, encoded.style
         else:
             if style_index is None:
                 style_index = self.style_index(n, clips.device)
-            content = self.encoder(clips.transpose(1, 2).reshape(n * t, 3, h, w))
-            style = self.encoder(self.styles(style_index, (h, w)))
+            frames = clips.transpose(1, 2).reshape(n * t, 3, *clips.shape[-2:])
+            if self.scale > 1:
+                frames = F.interpolate(frames, size=(h, w), mode='bilinear', align_corners=False)
+            content = self.encoder(frames)
+            # at the frame size, not the transfer size: 4x fewer style positions make the
+            # relu3_1 attention 4x cheaper, and depth images have little fine detail to lose
+            style = self.encoder(self.styles(style_index, clips.shape[-2:]))
         embedded = [block(content[x - 1], style[x - 1], attention_keys(content, x),
                           attention_keys(style, x), t)
                     for block, x in zip(self.adaattn, ADAATTN_LAYERS)]
         return Transfer(self.decoder(*embedded, size=(h, w)), content, style, t)
 
-    @staticmethod
-    def to_clips(images: torch.Tensor, frames: int) -> torch.Tensor:
-        """``(N*T, 3, H, W)`` back to ``(N, 3, T, H, W)``."""
+    def to_clips(self, images: torch.Tensor, frames: int) -> torch.Tensor:
+        """Transferred images ``(N*T, 3, sH, sW)`` back to clips ``(N, 3, T, H, W)`` at frame size."""
+        if self.scale > 1:
+            images = F.avg_pool2d(images, self.scale, ceil_mode=True)
         nt, c, h, w = images.shape
         return images.view(nt // frames, frames, c, h, w).transpose(1, 2)
 

@@ -5,7 +5,11 @@ default (``anonymizer.encoder.weights='vp_synth'``) trains an encoder of the sam
 configured width, on VP-Synth RGB frames without any label: it is the encoder half of an
 autoencoder whose decoder is the style transfer decoder of Eq. 3 fed with the content's own
 relu3_1, relu4_1 and relu5_1 features, trained to reconstruct the frame (mean squared error).
-The decoder half is kept too: the anonymizer may start its decoder from it (a reconstruction
+Frames are upsampled by ``scale`` (bilinear) before the encoder, as the anonymizer does with
+the same setting: at cpu size (56 px) relu3_1 is 14x14 and a limb narrower than one cell; at
+twice the size the decoder can bring limbs back. Convolutions start from He initialisation
+(a plain 22-convolution network from PyTorch's default initialisation barely leaves the mean
+image in a few hundred steps). The decoder half is kept too: the anonymizer may start its decoder from it (a reconstruction
 warm-up, as SPAct warms up its anonymizer), which the paper, starting from AdaAttN, does not need.
 
 After training, every channel of relu1_1 ... relu5_1 is rescaled to mean activation 1 over the
@@ -33,7 +37,7 @@ from raprivacy.decoder import Decoder
 from raprivacy.encoder import VGG_CONVS, VGGEncoder
 
 # Bump when the recipe changes, so cached encoders of an older recipe are not reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 4
 
 
 def cache_root() -> Path:
@@ -57,10 +61,10 @@ def vp_synth_frames(num_frames: int, size: int, seed: int) -> np.ndarray:
 
 
 def pretrain_settings(width: float, size: int = 56, steps: int = 600, batch: int = 32,
-                      lr: float = 1e-3, num_frames: int = 2048, seed: int = 0) -> dict:
+                      lr: float = 1e-3, num_frames: int = 2048, seed: int = 0, scale: int = 1) -> dict:
     """The settings that define a self-trained encoder (and its cache key); see ``pretrained_encoder``."""
     return dict(width=float(width), size=int(size), steps=int(steps), batch=int(batch), lr=float(lr),
-                num_frames=int(num_frames), seed=int(seed), recipe=RECIPE_VERSION)
+                num_frames=int(num_frames), seed=int(seed), scale=int(scale), recipe=RECIPE_VERSION)
 
 
 def cache_path(settings: dict, data_key: str) -> Path:
@@ -74,13 +78,17 @@ def normalise_activations(encoder: VGGEncoder, decoder: Decoder, images: torch.T
 
     Positive per-channel scales commute with ReLU and max pooling, so scaling conv<s>_1's output
     channels by ``a`` and the next layer's input weights by ``1 / a`` changes only the features.
-    Dead channels (mean 0) keep their scale.
+    Channels that (nearly) never fire on ``images`` are scaled as if their mean were 5% of the
+    layer's median channel mean: dividing by their own tiny mean would blow up their response to
+    any other image (a scale of 1e6 was seen).
     """
     feats = encoder(images)
     scales = []
     for s, feat in enumerate(feats, start=1):
         mean = feat.mean(dim=(0, 2, 3))
-        a = torch.where(mean > 1e-8, 1.0 / mean.clamp_min(1e-8), torch.ones_like(mean))
+        live = mean[mean > 0]
+        floor = 0.05 * live.median() if len(live) else torch.ones(())
+        a = 1.0 / mean.clamp_min(float(floor))
         scales.append(a)
         conv = getattr(encoder, f'conv{s}_1')
         conv.weight.mul_(a.view(-1, 1, 1, 1))
@@ -103,6 +111,16 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
     gen = torch.Generator().manual_seed(settings['seed'])
     torch.manual_seed(settings['seed'])
     encoder, decoder = VGGEncoder(settings['width']), Decoder(settings['width'])
+    for module in (*encoder.modules(), *decoder.modules()):
+        if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')
+            torch.nn.init.zeros_(module.bias)
+    scale = settings.get('scale', 1)
+
+    def upscale(x: torch.Tensor) -> torch.Tensor:
+        if scale == 1:
+            return x
+        return F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
     data = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # uint8 (M, 3, H, W)
     size = settings['size']
     if data.shape[-2:] != (size, size):
@@ -117,6 +135,7 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
         x = data[idx].float().div_(255.0)
         flip = torch.rand(len(x), generator=gen) < 0.5
         x[flip] = x[flip].flip(-1)
+        x = upscale(x)
         feats = encoder(x)
         loss = F.mse_loss(decoder(*feats[2:], size=x.shape[-2:]), x)
         opt.zero_grad(set_to_none=True)
@@ -126,7 +145,7 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
         if step % 100 == 0 or step == settings['steps'] - 1:
             log(f'[raprivacy] encoder pretraining step {step + 1}/{settings["steps"]}: '
                 f'reconstruction mse {loss.item():.4f} ({time.time() - start:.0f} s)')
-    calibration = data[torch.randperm(len(data), generator=gen)[:256]].float().div_(255.0)
+    calibration = upscale(data[torch.randperm(len(data), generator=gen)[:256]].float().div_(255.0))
     normalise_activations(encoder, decoder, calibration)
     return encoder.state_dict(), decoder.state_dict(), float(loss.item())
 
@@ -142,8 +161,8 @@ def pretrained_encoder(width: float, frames: Callable[[int, int, int], np.ndarra
             Defaults to None.
         data_key (str): Names the frames in the cache key. Defaults to ``'vp_synth'``.
         log (callable): Progress messages. Defaults to print.
-        **settings: ``size``, ``steps``, ``batch``, ``lr``, ``num_frames``, ``seed`` of
-            ``pretrain_settings``.
+        **settings: ``size``, ``steps``, ``batch``, ``lr``, ``num_frames``, ``seed``, ``scale``
+            of ``pretrain_settings``.
 
     Returns:
         dict: ``encoder`` and ``decoder`` state dicts, ``settings``, ``final_mse``, ``path``.

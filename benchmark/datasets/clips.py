@@ -23,6 +23,17 @@ from benchmark.datasets.sampling import spread_clip_indices, fixed_crop_boxes, t
 from benchmark.registry import DATASETS
 
 
+def resize_short_side(clip: torch.Tensor, resize_short: int | None, crop_size: int) -> torch.Tensor:
+    """Resize uint8 ``(C, T, H, W)`` so its short side is ``resize_short`` (no-op for ``None``),
+    keeping both sides at least ``crop_size``."""
+    if not resize_short or min(clip.shape[-2:]) == resize_short:
+        return clip
+    h, w = clip.shape[-2:]
+    scale = resize_short / min(h, w)
+    size = (max(crop_size, round(h * scale)), max(crop_size, round(w * scale)))
+    return F.interpolate(clip.float(), size=size, mode='bilinear', antialias=True,
+                         align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
+
 
 @DATASETS.register_module()
 class ClipDataset(Dataset):
@@ -70,14 +81,7 @@ class ClipDataset(Dataset):
     def _frames(self, i: int, indices: np.ndarray) -> torch.Tensor:
         """Read frames as float-free uint8 ``(C, T, H, W)``, resized if asked."""
         clip = torch.from_numpy(np.ascontiguousarray(self.source.read(i, indices)))
-        clip = clip.permute(3, 0, 1, 2)  # (C, T, H, W)
-        if self.resize_short and min(clip.shape[-2:]) != self.resize_short:
-            h, w = clip.shape[-2:]
-            scale = self.resize_short / min(h, w)
-            size = (max(self.crop_size, round(h * scale)), max(self.crop_size, round(w * scale)))
-            clip = F.interpolate(clip.float(), size=size, mode='bilinear', antialias=True,
-                                 align_corners=False).round_().clamp_(0, 255).to(torch.uint8)
-        return clip
+        return resize_short_side(clip.permute(3, 0, 1, 2), self.resize_short, self.crop_size)
 
     def __getitem__(self, i: int) -> dict:
         n = self.source.num_frames(i)

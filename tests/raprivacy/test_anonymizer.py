@@ -87,3 +87,13 @@ def test_folder_styles_errors_are_one_line(tmp_path):
         build_style_images(dict(type='FolderStyles', root=str(tmp_path)))
     with pytest.raises(KeyError, match='did you mean'):
         build_style_images(dict(type='FolderStyle', root=str(tmp_path)))
+
+
+def test_scale_transfers_at_a_multiple_of_the_frame_size_and_returns_frame_size():
+    anon = build_anonymizer(dict(tiny_anonymizer_cfg(), scale=2)).eval()
+    clips = torch.rand(2, 3, 2, 20, 24)
+    assert anon.transfer(clips).images.shape == (4, 3, 40, 48)
+    out = anon(clips)
+    assert out.shape == clips.shape and out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match='anonymizer.scale'):
+        build_anonymizer(dict(tiny_anonymizer_cfg(), scale=1.5))

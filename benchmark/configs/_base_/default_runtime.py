@@ -12,3 +12,6 @@ log_interval = 10
 clip = dict(num_clips=5, num_crops=3, resize_short=None)
 # Test clips whose anonymized frames are saved for the report's comparison grid.
 sample_videos = 4
+# Target models read every evaluation video anonymized once beforehand, instead of running the
+# anonymizer on every batch (benchmark/datasets/anonymized.py); per-frame anonymizers only.
+anonymize_once = False

@@ -37,6 +37,7 @@ fit = dict(
                           T_max=_max_iters, eta_min=0.0)],
     max_iters=_max_iters,
     batch_size=_batch,
+    clip_len=None,  # frames per fitting clip; None: the profile's clip.clip_len
     checkpoint_interval=1000)
 
 
@@ -60,19 +61,26 @@ def _schedule(max_iters: int, lr: float, anonymizer_lr: float) -> dict:
 # cpu: thin VGG-19 layout trained by the suite on VP-Synth frames (raprivacy.pretrain), with its
 # autoencoder decoder as the starting decoder; ResNet-18 branches at 16 base channels. The paper's
 # lr scaling gives 1.6e-5 at batch 8, far too small for a few hundred steps: 5e-4 for the branches,
-# AdaAttN's 2e-4 for the anonymizer.
+# 1e-3 for the anonymizer (AdaAttN's 2e-4 left the decoder's output blurred after 100 steps).
+# The cpu profile transfers at twice the frame size (anonymizer.scale; 56 px leaves relu3_1 at
+# 14x14, too coarse for limbs), and its target models read the videos anonymized once
+# (anonymize_once; the per-batch path would run the anonymizer on 7x more frames). Its fit
+# takes 4-frame clips, 8 per batch: an iteration transfers 32 frames at 128 px twice.
 # smoke: the same recipe, shrunk so the encoder pretraining takes seconds.
 profiles = dict(
     cpu=dict(
         anonymizer=dict(
-            encoder=dict(weights='vp_synth', width=0.25, init_decoder=True,
-                         pretrain=dict(size=56, steps=400, batch=32, lr=1e-3, num_frames=2048)),
-            style_set=dict(type='VPSynthDepthStyles', num=64, size=56, seed=0)),
-        fit=dict(model=_thin(18, 16), batch_size=8, checkpoint_interval=100, **_schedule(300, 5e-4, 2e-4))),
+            encoder=dict(weights='vp_synth', width=0.125, init_decoder=True,
+                         pretrain=dict(size=56, steps=1200, batch=8, lr=5e-4, num_frames=2048)),
+            style_set=dict(type='VPSynthDepthStyles', num=64, size=112, seed=0), scale=2),
+        fit=dict(model=_thin(18, 16), batch_size=8, clip_len=4, checkpoint_interval=100,
+                 **_schedule(300, 5e-4, 1e-3)),
+        anonymize_once=True),
     smoke=dict(
         anonymizer=dict(
             encoder=dict(weights='vp_synth', width=0.125, init_decoder=True,
                          pretrain=dict(size=32, steps=30, batch=16, lr=2e-3, num_frames=256)),
             style_set=dict(type='VPSynthDepthStyles', num=8, size=32, seed=0)),
-        fit=dict(model=_thin(18, 8), batch_size=4, checkpoint_interval=2, **_schedule(4, 5e-4, 2e-4))),
+        fit=dict(model=_thin(18, 8), batch_size=4, checkpoint_interval=2, **_schedule(4, 5e-4, 2e-4)),
+        anonymize_once=True),
 )
