@@ -62,6 +62,9 @@ def test_smoke_run_of_every_method(method, work_root, capsys):
     assert any(p.path == 'config' for p in c.list_artifacts(run.info.run_id))
     assert 'config.anonymizer.type' not in run.data.params  # params are the flattened config
     assert run.data.params['anonymizer.type']
+    if method == 'raprivacy':  # its smoke profile anonymizes the videos once, then cleans up
+        assert m['time_anonymize_once_s'] > 0
+        assert not (work_root / 'vp_synth' / method / 'smoke' / 'seed0' / 'anonymized').exists()
 
 
 def test_finished_run_is_not_run_twice(work_root, capsys):
