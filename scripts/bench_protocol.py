@@ -39,6 +39,7 @@ def main() -> int:
             '--dataset', args.dataset, '--work-dir', str(work)]
     subprocess.run(warm, check=True, capture_output=True)
     rows = []
+    prov = provenance('cpu')  # each row keeps its own, as rows of earlier runs are merged in
     for method in methods:
         cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', method, '--profile',
                args.profile, '--dataset', args.dataset, '--work-dir', str(work), '--fresh']
@@ -50,7 +51,8 @@ def main() -> int:
             raise SystemExit(f'{method} failed')
         run_dir = work / args.dataset / method / args.profile / 'seed0'
         metrics = json.loads((run_dir / 'result.json').read_text())['metrics']
-        row = dict(method=method, wall_s=round(wall, 1),
+        row = dict(method=method, wall_s=round(wall, 1), **{k: prov[k] for k in ('commit', 'dirty', 'date')},
+                   command=' '.join(['python', *sys.argv]),
                    **{k: round(v, 1) for k, v in metrics.items() if k.startswith('time_')},
                    action_top1=metrics['action_top1'], privacy_cmap=metrics['privacy_cmap'])
         rows.append(row)
