@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
 from benchmark.config import available_methods
+from benchmark.protocol import _checkpoint_ok
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,8 @@ def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
            '--cfg-options', 'target_schedule.max_epochs=4']
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
-    while not (run_dir / 'action' / 'epoch_2.pth').exists():
+    # wait for a complete epoch_2 checkpoint: killing mid-write is test_resume_pointer_...'s case
+    while not _checkpoint_ok(run_dir / 'action' / 'epoch_2.pth'):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline, 'no checkpoint within 4 minutes'
         time.sleep(0.05)
