@@ -28,7 +28,6 @@ class RegionBlur(Anonymizer):
     """
 
     needs = ('mask',)
-
     per_frame = True  # frame by frame, 2D only
 
     def __init__(self, sigma: float = 6.0, dilate: float = 2.0, name: str = 'StrongBlur') -> None:

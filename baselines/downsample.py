@@ -26,7 +26,6 @@ class Downsample(Anonymizer):
     """
 
     privacy_learning = False
-
     per_frame = True  # frame by frame, 2D only
 
     def __init__(self, factor: int = 2, upsample: str = 'bilinear') -> None:

@@ -178,8 +178,9 @@ class Protocol:
         except (TypeError, ValueError) as err:
             raise ProtocolError(f'anonymizer {dict(cfg.anonymizer)["type"]}: {_first_line(err)}') from None
         self.needs = tuple(self.anonymizer.needs)
+        self._fitted_loaded = False  # the fit stage's weights are not in self.anonymizer yet
         self.anonymize_once = bool(cfg.get('anonymize_once', False))
-        if self.anonymize_once and not getattr(self.anonymizer, 'per_frame', False):
+        if self.anonymize_once and not self.anonymizer.per_frame:
             raise ProtocolError(f'anonymize_once=True, but {dict(cfg.anonymizer)["type"]} is not '
                                 f'per_frame: its output must be computed per clip; drop the option')
         self.fit_data = cfg.fit_dataset or cfg.dataset.to_dict()
@@ -368,13 +369,19 @@ class Protocol:
             'aux_channels': list(self.needs), 'trained_on': self.fit_data['name']})
         return dict(info=info, metrics={'time_fit_s': time.time() - start})
 
+    def _fitted_anonymizer(self):
+        """The run's anonymizer with the fit stage's weights, frozen; loaded once per process."""
+        if not self._fitted_loaded:
+            load_anonymizer_state(self.anonymizer, self.run_dir / 'fit' / 'anonymizer.pth')
+            self.anonymizer.eval().requires_grad_(False)
+            self._fitted_loaded = True
+        return self.anonymizer
+
     def _anonymize_once(self) -> tuple[dict, float]:
         """Write the fitted anonymizer's output for every evaluation video (train and test), once
         per run (``benchmark.datasets.anonymized``); returns the split sources and the seconds."""
         from benchmark.datasets.anonymized import materialize
-        anonymizer = build_anonymizer(self.cfg.anonymizer)
-        load_anonymizer_state(anonymizer, self.run_dir / 'fit' / 'anonymizer.pth')
-        anonymizer.eval().requires_grad_(False).to(self.device)
+        anonymizer = self._fitted_anonymizer().to(self.device)
         sources, seconds = {}, 0.0
         for split in ('train', 'test'):
             folder = self.run_dir / 'anonymized' / f'{self.eval_data["name"]}_{split}'
@@ -454,9 +461,7 @@ class Protocol:
         packed = torch.stack([it['inputs'][0] for it in items]).float() / 255
         from benchmark.data import split_aux
         rgb, aux = split_aux(packed, ds.metainfo['aux_channels'])
-        anonymizer = build_anonymizer(self.cfg.anonymizer)
-        load_anonymizer_state(anonymizer, self.run_dir / 'fit' / 'anonymizer.pth')
-        anonymizer.eval()
+        anonymizer = self._fitted_anonymizer().cpu()  # the sampled clips are on the CPU
         with torch.no_grad():
             out = anonymizer(rgb, aux).clamp(0, 1)
 

@@ -152,7 +152,7 @@ class RAPrivacyAnonymizer(Anonymizer):
 
         Args:
             clips (Tensor): The clips; they are transferred at ``scale`` times their size, and
-                the returned images have that size (``to_frame_size`` brings them back).
+                the returned images have that size (``to_clips`` brings them back).
             style_index (Tensor, optional): Bank index per clip; defaults to ``style_index``.
             encoded (Transfer, optional): An earlier pass over the same clips and styles whose
                 content and style features to reuse (the encoder is frozen, so they are the same).

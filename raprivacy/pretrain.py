@@ -9,8 +9,9 @@ Frames are upsampled by ``scale`` (bilinear) before the encoder, as the anonymiz
 the same setting: at cpu size (56 px) relu3_1 is 14x14 and a limb narrower than one cell; at
 twice the size the decoder can bring limbs back. Convolutions start from He initialisation
 (a plain 22-convolution network from PyTorch's default initialisation barely leaves the mean
-image in a few hundred steps). The decoder half is kept too: the anonymizer may start its decoder from it (a reconstruction
-warm-up, as SPAct warms up its anonymizer), which the paper, starting from AdaAttN, does not need.
+image in a few hundred steps). The decoder half is kept too: the anonymizer may start its
+decoder from it (a reconstruction warm-up, as SPAct warms up its anonymizer), which the paper,
+starting from AdaAttN, does not need.
 
 After training, every channel of relu1_1 ... relu5_1 is rescaled to mean activation 1 over the
 training frames, the convention of ``vgg_normalised.pth`` (Gatys et al., 2016), with the inverse

@@ -40,6 +40,7 @@ def main() -> int:
     subprocess.run(warm, check=True, capture_output=True)
     rows = []
     prov = provenance('cpu')  # each row keeps its own, as rows of earlier runs are merged in
+    command = ' '.join(['python', *sys.argv])
     for method in methods:
         cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', method, '--profile',
                args.profile, '--dataset', args.dataset, '--work-dir', str(work), '--fresh']
@@ -52,15 +53,15 @@ def main() -> int:
         run_dir = work / args.dataset / method / args.profile / 'seed0'
         metrics = json.loads((run_dir / 'result.json').read_text())['metrics']
         row = dict(method=method, wall_s=round(wall, 1), **{k: prov[k] for k in ('commit', 'dirty', 'date')},
-                   command=' '.join(['python', *sys.argv]),
+                   command=command,
                    **{k: round(v, 1) for k, v in metrics.items() if k.startswith('time_')},
                    action_top1=metrics['action_top1'], privacy_cmap=metrics['privacy_cmap'])
         rows.append(row)
         print(f'{method:15} {wall:7.1f} s end to end   (stages: fit {row.get("time_fit_s", 0)}, '
               f'action {row["time_action_s"]}, privacy {row["time_privacy_s"]})', flush=True)
     record = dict(benchmark='protocol end to end', profile=args.profile, dataset=args.dataset,
-                  **provenance('cpu'), runs=rows)
-    record['command'] = ' '.join(['python', *sys.argv])
+                  **prov, runs=rows)
+    record['command'] = command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f'protocol_{args.profile}.json'
