@@ -106,7 +106,10 @@ def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
     cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', 'raw', '--profile', 'smoke',
            '--seed', seed, '--work-dir', str(work_root),
            '--cfg-options', 'target_schedule.max_epochs=4']
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell starts background jobs with SIGINT ignored, and a child inherits that: restore
+    # the default so that this test means the same when pytest itself runs in the background.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     # wait for a complete epoch_2 checkpoint: killing mid-write is test_resume_pointer_...'s case
     while not _checkpoint_ok(run_dir / 'action' / 'epoch_2.pth'):
