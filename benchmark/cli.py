@@ -110,7 +110,7 @@ def _data_options(args) -> dict:
 def cmd_run(args) -> int:
     from benchmark.config import resolve_config
     from benchmark.protocol import Protocol
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.store import resolve_tracking_uri
     _select_device(args.device)
     if args.amp and args.device != 'cuda':
         raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
@@ -164,7 +164,7 @@ def _variant_name(point: dict) -> str:
 def cmd_sweep(args) -> int:
     from benchmark.config import resolve_config
     from benchmark.protocol import Protocol
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.store import resolve_tracking_uri
     _select_device(args.device)
     work_root = Path(args.work_dir)
     uri = resolve_tracking_uri(args.tracking_uri, work_root)
@@ -242,7 +242,7 @@ def cmd_config(args) -> int:
 
 def cmd_ui(args) -> int:
     import subprocess
-    from benchmark.tracking import default_artifact_root, resolve_tracking_uri
+    from benchmark.store import default_artifact_root, resolve_tracking_uri
     uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
     cmd = [sys.executable, '-m', 'mlflow', 'ui', '--backend-store-uri', uri,
            '--host', '127.0.0.1', '--port', str(args.port)]
@@ -256,7 +256,7 @@ def cmd_ui(args) -> int:
 def cmd_report(args) -> int:
     from benchmark.config import available_methods
     from benchmark.report import build_report
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.store import resolve_tracking_uri
     uri = None if args.from_csv else resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
     written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
                            datasets=args.dataset, profiles=args.profile,
@@ -269,7 +269,7 @@ def cmd_report(args) -> int:
 
 def cmd_datasets(args) -> int:
     from benchmark.config import available_datasets
-    from benchmark.registry import UnknownNameError, closest
+    from benchmark.errors import UnknownNameError, closest
     if args.name not in available_datasets():
         raise UnknownNameError(closest(args.name, available_datasets(), 'dataset'))
     if args.action == 'preview':
@@ -294,7 +294,7 @@ def cmd_datasets(args) -> int:
 
 def cmd_anonymize(args) -> int:
     from raprivacy import anonymize_video, load_anonymizer
-    from benchmark.tracking import resolve_tracking_uri
+    from benchmark.store import resolve_tracking_uri
     if bool(args.run) == bool(args.checkpoint):
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     _select_device(args.device)
@@ -415,9 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmark.protocol import ProtocolError
-    from benchmark.registry import UnknownNameError
-    from benchmark.tracking import TrackingError
+    from benchmark.errors import ProtocolError, TrackingError, UnknownNameError
     try:
         return args.func(args)
     except (UnknownNameError, ProtocolError, TrackingError, FileNotFoundError) as err:

@@ -15,14 +15,18 @@ Every layer is a plain MMEngine config file; a profile is a layer, never a code 
 """
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mmengine.config import Config, ConfigDict
+from benchmark.errors import UnknownNameError, closest
 
-from benchmark.registry import UnknownNameError, closest
+if TYPE_CHECKING:
+    from mmengine.config import Config
+
+# mmengine (with mmaction2 and torch behind it, ~1.5 s) is imported where a config is built,
+# so that listing names (`bench ls`, `bench report`) stays fast.
 
 CONFIG_DIR = Path(__file__).resolve().parent / 'configs'
 BASE_DIR = CONFIG_DIR / '_base_'
@@ -47,11 +51,12 @@ def available_profiles() -> list[str]:
 def _layer(folder: Path, name: str, kind: str, valid: list[str]) -> Config:
     if name not in valid:
         raise UnknownNameError(closest(name, valid, kind))
+    from mmengine.config import Config
     return Config.fromfile(str(folder / f'{name}.py'))
 
 
 def _merge(cfg: Config, layer: Config | dict) -> None:
-    cfg.merge_from_dict(layer.to_dict() if isinstance(layer, Config) else dict(layer))
+    cfg.merge_from_dict(layer.to_dict() if hasattr(layer, 'to_dict') else dict(layer))
 
 
 def _drop_private(d):
@@ -103,6 +108,7 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
     ``variant`` names a point of a sweep (``bench sweep``): the run is then reported as the
     method ``<method>@<variant>`` beside the method itself.
     """
+    from mmengine.config import Config
     methods, datasets, profiles = available_methods(), available_datasets(), available_profiles()
     cfg = Config.fromfile(str(BASE_DIR / 'default_runtime.py'))
     data_layer = _layer(BASE_DIR / 'datasets', dataset, 'dataset', datasets)
@@ -145,7 +151,7 @@ def config_hash(cfg: Config) -> str:
 
 
 def _jsonable(d):
-    if isinstance(d, (dict, ConfigDict)):
+    if isinstance(d, dict):  # mmengine's ConfigDict is a dict
         return {str(k): _jsonable(v) for k, v in d.items()}
     if isinstance(d, (list, tuple)):
         return [_jsonable(v) for v in d]

@@ -35,6 +35,7 @@ from benchmark import tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
+from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-exported)
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
 
@@ -62,10 +63,6 @@ def own_checkpoints():
             os.environ.pop(key, None)
         else:
             os.environ[key] = before
-
-
-class ProtocolError(RuntimeError):
-    """A run that cannot start or continue; the message says why and what to do."""
 
 
 def method_name(cfg: Config) -> str:

@@ -9,10 +9,10 @@ list of them (``bench ls methods``) must hold exactly the suite's methods.
 """
 from __future__ import annotations
 
-import difflib
-
 from mmaction import registry as mmaction_registry
 from mmengine.registry import Registry
+
+from benchmark.errors import UnknownNameError, closest  # noqa: F401 (re-exported)
 
 _SCOPE = 'benchmark'
 
@@ -43,23 +43,6 @@ WEIGHT_INITIALIZERS = _child('weight initializer', mmaction_registry.WEIGHT_INIT
 
 ANONYMIZERS = Registry('anonymizer', scope=_SCOPE,
                        locations=['baselines', 'raprivacy'])
-
-
-class UnknownNameError(KeyError):
-    """A name that is not registered; the message names the closest valid ones."""
-
-    def __str__(self) -> str:  # KeyError quotes its argument; we want the plain sentence
-        return str(self.args[0])
-
-
-def closest(name: str, valid: list[str] | tuple[str, ...], kind: str,
-            show_valid: bool = True) -> str:
-    """One-line message for an unknown ``name`` among ``valid``, with near misses."""
-    valid = sorted(valid)
-    near = difflib.get_close_matches(name, valid, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(repr(n) for n in near)}?" if near else 'no close match.'
-    listing = f" valid {kind}s: {', '.join(valid)}" if show_valid else ''
-    return f"unknown {kind} {name!r}: {hint}{listing}"
 
 
 def import_all() -> None:

@@ -1,8 +1,7 @@
-"""MLflow tracking: where runs go, what they record, and reading them back.
+"""MLflow tracking: the client a run records through, its provenance, its curves hook.
 
-Default store: a SQLite file ``<work root>/mlflow.db`` with artifacts beside it in
-``<work root>/mlartifacts``; ``--tracking-uri`` or ``MLFLOW_TRACKING_URI`` selects a server
-instead. What a run writes is fixed in ``benchmark/tracking_schema.md``.
+Where runs go (the default SQLite store and its artifact root) is ``benchmark/store.py``; what
+a run writes is fixed in ``benchmark/tracking_schema.md``.
 """
 from __future__ import annotations
 
@@ -17,31 +16,13 @@ from pathlib import Path
 
 from mmengine.hooks import Hook
 
+from benchmark.errors import TrackingError
 from benchmark.registry import HOOKS
+from benchmark.store import default_artifact_root, resolve_tracking_uri  # noqa: F401 (re-exported)
 
 TAG = 'bench.'
 PACKAGES = ('raprivacy-bench', 'torch', 'mmaction2', 'mmengine', 'mmcv-lite', 'mlflow', 'numpy',
             'scikit-learn', 'opencv-python')
-
-
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message says which and what to do."""
-
-
-def resolve_tracking_uri(tracking_uri: str | None, work_root: Path) -> str:
-    """``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else the SQLite file in the work root."""
-    uri = tracking_uri or os.environ.get('MLFLOW_TRACKING_URI')
-    if uri:
-        return uri
-    work_root.mkdir(parents=True, exist_ok=True)
-    return f'sqlite:///{(work_root / "mlflow.db").resolve()}'
-
-
-def default_artifact_root(uri: str) -> str | None:
-    """Artifacts of a SQLite store go in ``mlartifacts`` beside the database file."""
-    if uri.startswith('sqlite:///'):
-        return (Path(uri[len('sqlite:///'):]).parent / 'mlartifacts').resolve().as_uri()
-    return None
 
 
 def client(uri: str):

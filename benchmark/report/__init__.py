@@ -85,28 +85,37 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
     if from_csv is not None:
         curves = runs_io.load_curves(from_csv.parent / 'curves.csv')
         samples_dir = from_csv.parent / 'samples'
-        timings['read'] = time.perf_counter() - start
     else:
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
         curves = runs_io.read_curves(tracking_uri, counting, cached)
-        timings['read'] = time.perf_counter() - start
-        written += runs_io.export_runs(selected, curves, results_dir)
         samples_dir = results_dir / 'samples'
-        written += runs_io.fetch_samples(tracking_uri, _in_domain(counting), samples_dir)
-        timings['export'] = time.perf_counter() - start - timings['read']
-    if curves is not None:
-        curves = curves[curves.parent_run_id.isin(set(counting.run_id))]
-    render_start = time.perf_counter()
-    jobs: list[plots.FigureJob] = []
-    for profile in tables.order_profiles(counting.profile):
-        written += _profile_report(counting, profile, curves, samples_dir, out, extra_methods, jobs)
-    written += plots.render(jobs)
-    timings['render'] = time.perf_counter() - render_start
+    timings['read'] = time.perf_counter() - start
+    shown_curves = None if curves is None else curves[curves.parent_run_id.isin(set(counting.run_id))]
+    renderer = plots.Renderer()
+    try:
+        grids: list[plots.FigureJob] = []
+        for profile in tables.order_profiles(counting.profile):
+            written += _profile_report(counting, profile, shown_curves, samples_dir, out,
+                                       extra_methods, renderer, grids)
+        # The figures drawn from the tables are under way in the workers: export meanwhile.
+        export_start = time.perf_counter()
+        if from_csv is None:
+            written += runs_io.export_runs(selected, curves, results_dir)
+            written += runs_io.fetch_samples(tracking_uri, _in_domain(counting), samples_dir)
+            timings['export'] = time.perf_counter() - export_start
+        renderer.add(grids)  # the frame grids read the exported samples
+    except BaseException:
+        renderer.close()
+        raise
+    written += renderer.finish()
+    timings['render'] = time.perf_counter() - export_start - timings.get('export', 0.0)
     return written
 
 
-def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, jobs) -> list[Path]:
-    """Write the tables of one profile and queue its figures on ``jobs``."""
+def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, renderer,
+                    grids) -> list[Path]:
+    """Write the tables of one profile, start drawing its figures on ``renderer`` and queue its
+    frame grids on ``grids`` (they wait for the exported samples)."""
     written = []
     table1 = tables.table1(counting, profile, extra_methods)
     if table1.frame.empty:
@@ -122,24 +131,26 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
                     _write(stem.with_suffix('.csv'), tables.to_csv(table))]
     plot_dir = out / 'plots'
     in_profile = counting[counting.profile == profile]
+    jobs = []
     stem = plot_dir / f'plane_{profile}'
     jobs.append(plots.FigureJob(stem, ['plane', table1.frame, in_profile], partial(
-        plots.privacy_utility_plane, table1, in_profile, stem)))
+        plots.privacy_utility_plane, table1, in_profile, stem), cost=3))
     stem = plot_dir / f'ap_{profile}'
     jobs.append(plots.FigureJob(stem, ['ap', table1.frame, in_profile], partial(
-        plots.attribute_ap, table1, in_profile, stem)))
+        plots.attribute_ap, table1, in_profile, stem), cost=4))
     if curves is not None:
         mine = curves[curves.parent_run_id.isin(set(in_profile.run_id))]
         stem = plot_dir / f'curves_{profile}'
         jobs.append(plots.FigureJob(stem, ['curves', table1.frame, in_profile, mine], partial(
-            plots.training_curves, table1, in_profile, mine, stem)))
+            plots.training_curves, table1, in_profile, mine, stem), cost=4))
+    renderer.add(jobs)
     methods = list(dict.fromkeys(zip(table1.frame[table1.frame.row_kind == 'method'].method,
                                      table1.frame[table1.frame.row_kind == 'method'].table_name)))
     for dataset in dict.fromkeys(table1.frame.dataset):
         stem = plot_dir / f'frames_{dataset}_{profile}'
         samples = [runs_io.input_path(samples_dir, dataset, profile)] + [
             runs_io.sample_path(samples_dir, m, dataset, profile) for m, _ in methods]
-        jobs.append(plots.FigureJob(stem, ['grid', methods, *samples], partial(
+        grids.append(plots.FigureJob(stem, ['grid', methods, *samples], partial(
             grid.frame_grid, samples_dir, dataset, profile, methods, stem)))
     return written
 

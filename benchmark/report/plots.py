@@ -19,7 +19,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from benchmark.metric_specs import PRIVACY_ATTRIBUTES
@@ -27,7 +28,13 @@ from benchmark.report import paper
 from benchmark.report.tables import Table
 
 STAGES = ('fit', 'action', 'privacy')
+STAGE_LOSSES = ('train_loss', 'train_loss_total')  # a stage's loss curve: the first it logged
 _PDF_METADATA = {'CreationDate': None}  # reproducible bytes for equal data
+# Unhinted glyphs at screen resolution: text is most of a figure's drawing time, and hinting
+# (FreeType's autohinter at 8x horizontal resolution) buys little at 100 dpi.
+_PNG_TEXT = {'text.hinting': 'no_hinting', 'text.hinting_factor': 1}
+# zlib level 1: a fifth of level 6's time, files about a third larger
+_PNG_ENCODING = {'compress_level': 1}
 
 
 def _digest(inputs: list) -> str:
@@ -53,60 +60,92 @@ class FigureJob:
     stem: Path
     inputs: list
     draw: Callable[[], list[Path]]
+    cost: float = 1.0  # relative drawing time, for scheduling
 
 
-_PENDING: list[FigureJob] = []  # read by forked workers; a closure cannot be pickled
+class Renderer:
+    """Draws the figures whose inputs changed since the last report, in parallel processes.
 
+    Drawing is the slow part of a report (0.2 to 0.9 s per figure on 2 cores); a figure drawn
+    from the same inputs by the same code is kept (hashes in ``<folder>/.inputs.json``). A stale
+    figure starts drawing as soon as it is added, in one of up to ``workers`` forked processes,
+    so figures drawn from the tables overlap with what the report does next (exporting the
+    runs and samples); ``finish`` waits for all and returns every file.
 
-def _draw_pending(index: int) -> list[Path]:
-    return _PENDING[index].draw()
+    Args:
+        workers (int, optional): Processes. Defaults to the CPU count (drawn in this process
+            when 1 or where fork is missing). A draw function must then pickle (a
+            ``functools.partial`` of a module-level function does).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        if 'fork' not in multiprocessing.get_all_start_methods():
+            self.workers = 1
+        self.manifests: dict[Path, dict] = {}
+        self.written: list[Path] = []
+        self.pending: list[tuple[FigureJob, str, object]] = []  # job, digest, future or None
+        self.pool: ProcessPoolExecutor | None = None
+
+    def add(self, jobs: list[FigureJob]) -> None:
+        """Queue figures; stale ones start drawing now (costliest first) when workers > 1."""
+        stale = []
+        for job in jobs:
+            folder = job.stem.parent
+            if folder not in self.manifests:
+                try:
+                    self.manifests[folder] = json.loads((folder / '.inputs.json').read_text())
+                except (OSError, ValueError):
+                    self.manifests[folder] = {}
+            digest = _digest(job.inputs)
+            entry = self.manifests[folder].get(job.stem.name)
+            if entry and entry['digest'] == digest and all((folder / f).is_file() for f in entry['files']):
+                self.written += [folder / f for f in entry['files']]
+            else:
+                stale.append((job, digest))
+        for job, digest in sorted(stale, key=lambda item: -item[0].cost):
+            self.pending.append((job, digest, self._submit(job)))
+
+    def _submit(self, job: FigureJob):
+        if self.workers == 1:
+            return None
+        if self.pool is None:
+            import matplotlib.backends.backend_agg  # noqa: F401 imported once here, not per worker
+            import matplotlib.backends.backend_pdf  # noqa: F401
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context('fork'))
+        return self.pool.submit(job.draw)
+
+    def close(self) -> None:
+        """Stop drawing without recording anything (the report failed)."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+        self.pending = []
+
+    def finish(self) -> list[Path]:
+        """Wait for every figure, record the inputs it was drawn from, return every file."""
+        try:
+            for job, digest, future in self.pending:
+                files = future.result() if future is not None else job.draw()
+                self.manifests[job.stem.parent][job.stem.name] = {
+                    'digest': digest, 'files': [f.name for f in files]}
+                self.written += files
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+                self.pool = None
+        for folder, manifest in self.manifests.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / '.inputs.json').write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        self.pending = []
+        return self.written
 
 
 def render(jobs: list[FigureJob], workers: int | None = None) -> list[Path]:
-    """Draw the figures whose inputs changed since the last report, in parallel processes.
-
-    Drawing is the slow part of a report (0.2 to 0.5 s per figure and format on 2 cores); a
-    figure drawn from the same inputs by the same code is kept (hashes in
-    ``<folder>/.inputs.json``). Stale figures are drawn by up to ``workers`` forked processes.
-
-    Args:
-        jobs (list of FigureJob): Every figure of the report.
-        workers (int, optional): Processes. Defaults to the CPU count (1 where fork is missing).
-    """
-    global _PENDING
-    manifests: dict[Path, dict] = {}
-    stale, written = [], []
-    for job in jobs:
-        folder = job.stem.parent
-        if folder not in manifests:
-            try:
-                manifests[folder] = json.loads((folder / '.inputs.json').read_text())
-            except (OSError, ValueError):
-                manifests[folder] = {}
-        digest = _digest(job.inputs)
-        entry = manifests[folder].get(job.stem.name)
-        if entry and entry['digest'] == digest and all((folder / f).is_file() for f in entry['files']):
-            written += [folder / f for f in entry['files']]
-        else:
-            stale.append((job, digest))
-    workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(stale) > 1 and 'fork' in multiprocessing.get_all_start_methods():
-        _PENDING = [job for job, _ in stale]
-        try:
-            with ProcessPoolExecutor(min(workers, len(stale)),
-                                     mp_context=multiprocessing.get_context('fork')) as pool:
-                results = list(pool.map(_draw_pending, range(len(stale))))
-        finally:
-            _PENDING = []
-    else:
-        results = [job.draw() for job, _ in stale]
-    for (job, digest), files in zip(stale, results):
-        manifests[job.stem.parent][job.stem.name] = {'digest': digest, 'files': [f.name for f in files]}
-        written += files
-    for folder, manifest in manifests.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / '.inputs.json').write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    return written
+    """Draw the stale figures of ``jobs`` (see ``Renderer``) and return every file."""
+    renderer = Renderer(workers)
+    renderer.add(jobs)
+    return renderer.finish()
 
 
 def method_colors(methods: list[str]) -> dict[str, tuple]:
@@ -115,18 +154,19 @@ def method_colors(methods: list[str]) -> dict[str, tuple]:
     return {m: cmap(i % 20) for i, m in enumerate(methods)}
 
 
-def save(fig: Figure, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``."""
+def save(fig: Figure, stem: Path, dpi: int = 100) -> list[Path]:
+    """Write ``stem.png`` (at ``dpi``) and ``stem.pdf``."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = stem.with_suffix('.png'), stem.with_suffix('.pdf')
-    fig.savefig(png, dpi=110, metadata={'Software': None})
+    with rc_context(_PNG_TEXT):
+        fig.savefig(png, dpi=dpi, metadata={'Software': None}, pil_kwargs=_PNG_ENCODING)
     fig.savefig(pdf, metadata=_PDF_METADATA)
     return [png, pdf]
 
 
 def _axes_grid(rows: int, cols: int, width: float, height: float, left: float = 0.7,
                right: float = 0.15, bottom: float = 0.55, top: float = 0.4, wgap: float = 0.7,
-               hgap: float = 0.7):
+               hgap: float = 0.7, sharex: bool | str = False):
     """A figure of ``rows x cols`` axes of ``width x height`` inches, margins and gaps in inches.
 
     Fixed margins instead of a layout engine: constrained layout measures every text twice
@@ -135,7 +175,7 @@ def _axes_grid(rows: int, cols: int, width: float, height: float, left: float = 
     fig_w = left + cols * width + (cols - 1) * wgap + right
     fig_h = bottom + rows * height + (rows - 1) * hgap + top
     fig = Figure(figsize=(fig_w, fig_h))
-    axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw=dict(
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=sharex, gridspec_kw=dict(
         left=left / fig_w, right=1 - right / fig_w, bottom=bottom / fig_h, top=1 - top / fig_h,
         wspace=wgap / width, hspace=hgap / height))
     return fig, axes
@@ -168,18 +208,26 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
         floor = frame[(frame.dataset == dataset) & (frame.row_kind == 'floor')].iloc[0]
         seeds = counting[(counting.dataset == dataset) & (counting.profile == table.profile)
                          & (counting.train_dataset.isin([dataset, '']))]
-        points = []
-        for _, row in rows.iterrows():
-            x, y = row.privacy_cmap_mean * 100, row.action_top1_mean * 100
-            mine = seeds[seeds.method == row.method]
-            ax.scatter(mine['metric.privacy_cmap'] * 100, mine['metric.action_top1'] * 100,
-                       s=10, color=colors[row.method], alpha=0.35, linewidths=0)
-            ax.errorbar(x, y, xerr=np.nan_to_num(row.privacy_cmap_std * 100),
-                        yerr=np.nan_to_num(row.action_top1_std * 100), fmt='o' if
-                        row.privacy_learning == 'true' else 's', color=colors[row.method],
-                        markersize=6, capsize=2, label=row.table_name)
-            ax.annotate(row.table_name, (x, y), xytext=(4, 3), textcoords='offset points', fontsize=7)
-            points.append((x, y))
+        # Vectorized per panel (one collection per kind of mark, not artists per method):
+        # drawing dominates a report's time.
+        x, y = rows.privacy_cmap_mean.to_numpy() * 100, rows.action_top1_mean.to_numpy() * 100
+        xerr = np.nan_to_num(rows.privacy_cmap_std.to_numpy() * 100)
+        yerr = np.nan_to_num(rows.action_top1_std.to_numpy() * 100)
+        color = [colors[m] for m in rows.method]
+        mine = seeds[seeds.method.isin(set(rows.method))]
+        ax.scatter(mine['metric.privacy_cmap'] * 100, mine['metric.action_top1'] * 100, s=10,
+                   c=[colors[m] for m in mine.method], alpha=0.35, linewidths=0)
+        segments = [[(a - e, b), (a + e, b)] for a, b, e in zip(x, y, xerr)] + [
+            [(a, b - e), (a, b + e)] for a, b, e in zip(x, y, yerr)]
+        ax.add_collection(LineCollection(segments, colors=color * 2, linewidths=1))
+        learning = (rows.privacy_learning == 'true').to_numpy()
+        for marker, which in (('o', learning), ('s', ~learning)):
+            if which.any():
+                ax.scatter(x[which], y[which], s=36, marker=marker,
+                           c=[c for c, w in zip(color, which) if w], zorder=3)
+        for name, a, b in zip(rows.table_name, x, y):
+            ax.annotate(name, (a, b), xytext=(4, 3), textcoords='offset points', fontsize=7)
+        points = list(zip(x, y))
         front = _pareto(points)
         if len(front) > 1:
             ax.plot(*zip(*front), color='0.4', linestyle='--', linewidth=1, label='Pareto front')
@@ -245,40 +293,55 @@ def attribute_ap(table: Table, counting: pd.DataFrame, stem: Path) -> list[Path]
 
 
 def training_curves(table: Table, counting: pd.DataFrame, curves: pd.DataFrame, stem: Path) -> list[Path]:
-    """``train_loss`` per stage of every learning method (a method with a ``fit`` stage).
+    """The training loss per stage of every learning method (a method with a ``fit`` stage).
 
     One panel per (dataset, stage); a line per method, the mean over seeds at each step,
-    shaded between the seeds' minimum and maximum. Returns no files when no curves exist.
+    shaded between the seeds' minimum and maximum. The loss of a stage is its ``train_loss``,
+    or for a fit that logs its terms apart (RAPrivacy's two phases) ``train_loss_total``.
+    Returns no files when no curves exist.
     """
     runs = counting[(counting.profile == table.profile)
                     & ((counting.train_dataset == counting.dataset) | (counting.train_dataset == ''))]
     joined = curves.merge(runs[['run_id', 'method', 'dataset', 'seed']],
                           left_on='parent_run_id', right_on='run_id', suffixes=('', '_parent'))
     learners = set(joined[joined.stage == 'fit'].method)
-    joined = joined[joined.method.isin(learners) & (joined.metric == 'train_loss')]
+    joined = joined[joined.method.isin(learners) & joined.metric.isin(STAGE_LOSSES)]
+    # per (method, stage): the first of STAGE_LOSSES it logged
+    rank = joined.metric.map({m: i for i, m in enumerate(STAGE_LOSSES)})
+    best = rank.groupby([joined.method, joined.stage]).transform('min')
+    joined = joined[rank == best]
     if joined.empty:
         return []
     datasets = [d for d in dict.fromkeys(table.frame.dataset) if (joined.dataset == d).any()]
     stages = [s for s in STAGES if (joined.stage == s).any()]
     order = list(dict.fromkeys(table.frame.method))
     colors = method_colors(order)
-    fig, axes = _axes_grid(len(datasets), len(stages), 3.6, 2.3, top=0.6, wgap=0.7, hgap=0.75)
+    # a column is one stage: its panels share the step axis, labelled on the bottom row only
+    fig, axes = _axes_grid(len(datasets), len(stages), 3.6, 2.3, top=0.6, right=1.6, wgap=0.7,
+                           hgap=0.45, sharex='col')
+    names = dict(zip(table.frame.method, table.frame.table_name))
+    handles: dict[str, object] = {}
+    panels = {key: part for key, part in joined.groupby(['dataset', 'stage'], sort=False)}
     for r, dataset in enumerate(datasets):
         for c, stage in enumerate(stages):
             ax = axes[r][c]
-            part = joined[(joined.dataset == dataset) & (joined.stage == stage)]
-            for method in sorted(set(part.method), key=order.index):
-                per_step = part[part.method == method].groupby('step').value.agg(['mean', 'min', 'max'])
-                name = table.frame[table.frame.method == method].table_name.iloc[0]
-                ax.plot(per_step.index, per_step['mean'], color=colors[method], linewidth=1.2, label=name)
+            part = panels.get((dataset, stage), joined.iloc[:0])
+            for method, own in sorted(part.groupby('method', sort=False), key=lambda g: order.index(g[0])):
+                per_step = own.groupby('step').value.agg(['mean', 'min', 'max'])
+                handles[method], = ax.plot(per_step.index, per_step['mean'], color=colors[method],
+                                           linewidth=1.2)
                 ax.fill_between(per_step.index, per_step['min'], per_step['max'], color=colors[method],
                                 alpha=0.2, linewidth=0)
             ax.set_title(f'{paper.dataset_title(dataset)}: {stage} stage', fontsize=9)
-            ax.set_xlabel('step')
-            ax.set_ylabel('train_loss')
+            if r == len(datasets) - 1:
+                ax.set_xlabel('step')
+            ax.set_ylabel(', '.join(sorted(set(part.metric))) or 'train_loss')
             ax.grid(alpha=0.3)
-            if part.method.nunique():
-                ax.legend(fontsize=7)
+    shown = sorted(handles, key=order.index)
+    # one legend for the figure: a legend per panel cost a fifth of the drawing
+    fig.legend([handles[m] for m in shown], [names[m] for m in shown], fontsize=7,
+               loc='upper right', bbox_to_anchor=(1 - 0.05 / fig.get_figwidth(),
+                                                  1 - 0.6 / fig.get_figheight()))
     fig.suptitle(f'Training curves of learning methods, profile {table.profile} '
                  f'(mean over seeds, band = min to max)', fontsize=10, y=1 - 0.12 / fig.get_figheight())
     return save(fig, stem)

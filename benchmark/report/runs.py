@@ -20,14 +20,18 @@ the newest run by start time whose ``bench.complete`` tag is ``true``.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmark.metric_specs import METRIC_SPECS
+from benchmark.report import sqlite_store
 
 # runs.csv column -> the bench.* tag it holds (tracking_schema.md, parent run).
 TAG_COLUMNS = {
@@ -45,7 +49,6 @@ KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
 CURVE_COLUMNS = ('parent_run_id', 'run_id', 'stage', 'metric', 'step', 'value')
 
 _PAGE = 5000  # runs per search page; SQL stores accept up to 50000
-_SQL_IN_CHUNK = 500  # run ids per bulk history query, well under SQLite's variable limit
 
 
 def _iso(ms: int | None) -> str:
@@ -89,7 +92,7 @@ def _client(tracking_uri: str | None):
     return MlflowClient(tracking_uri)
 
 
-def _experiments(client, datasets: list[str] | None) -> dict[str, str]:
+def _experiments(client) -> dict[str, str]:
     """Experiment id -> name, one experiment per evaluation dataset."""
     found: dict[str, str] = {}
     token = None
@@ -99,8 +102,6 @@ def _experiments(client, datasets: list[str] | None) -> dict[str, str]:
         token = page.token
         if not token:
             break
-    if datasets:
-        found = {i: n for i, n in found.items() if n in set(datasets)}
     return found
 
 
@@ -120,30 +121,69 @@ def read_store(tracking_uri: str | None, datasets: list[str] | None = None,
                profiles: list[str] | None = None) -> pd.DataFrame:
     """Every parent run of the store (one search per page, no per-run calls), normalized.
 
+    A ``sqlite:///`` store is read with ``sqlite3`` (``sqlite_store``), any other through
+    ``MlflowClient``; both give the same frame.
+
     Args:
         tracking_uri (str, optional): MLflow tracking URI. Defaults to MLflow's own default.
         datasets (list of str, optional): Evaluation datasets (= experiment names) to read.
             Defaults to all.
         profiles (list of str, optional): Profiles to read. Defaults to all.
     """
-    client = _client(tracking_uri)
-    experiments = _experiments(client, datasets)
-    filter_string = "tags.`bench.kind` = 'parent'"
-    found = _search(client, list(experiments), filter_string)
-    rows = []
-    for run in found:
-        info, data = run.info, run.data
-        row = {'run_id': info.run_id, 'experiment': experiments.get(info.experiment_id, ''),
-               'run_name': info.run_name or '', 'status': info.status,
-               'start_time': _iso(info.start_time), 'end_time': _iso(info.end_time)}
-        row.update({column: data.tags.get(tag, '') for column, tag in TAG_COLUMNS.items()})
-        row.update({f'param.{k}': v for k, v in data.params.items()})
-        row.update({f'metric.{k}': v for k, v in data.metrics.items()})
-        rows.append(row)
+    rows = _sqlite_call(tracking_uri, lambda store: _parent_rows_sqlite(store, datasets))
+    if rows is None:
+        rows = _parent_rows_client(tracking_uri, datasets)
     runs = normalize(pd.DataFrame(rows))
     if profiles:
         runs = runs[runs.profile.isin(profiles)]
     return runs.reset_index(drop=True)
+
+
+def _sqlite_call(tracking_uri: str | None, read):
+    """``read(SqliteStore)`` for a ``sqlite:///`` URI; None where the client must be used."""
+    path = sqlite_store.sqlite_path(tracking_uri)
+    if path is None:
+        return None
+    try:
+        with sqlite_store.SqliteStore(path) as store:
+            return read(store)
+    except sqlite_store.SchemaMismatch:
+        return None
+
+
+def _parent_row(info: dict, experiments: dict, tags: dict, params: dict, metrics: dict) -> dict:
+    row = {'run_id': info['run_id'], 'experiment': experiments.get(info['experiment_id'], ''),
+           'run_name': info['run_name'] or '', 'status': info['status'],
+           'start_time': _iso(info['start_time']), 'end_time': _iso(info['end_time'])}
+    row.update({column: tags.get(tag, '') for column, tag in TAG_COLUMNS.items()})
+    row.update({f'param.{k}': v for k, v in params.items()})
+    row.update({f'metric.{k}': v for k, v in metrics.items()})
+    return row
+
+
+def _parent_rows_sqlite(store, datasets: list[str] | None) -> list[dict]:
+    experiments = _only(store.experiments(), datasets)
+    found = store.runs_with_tag(list(experiments), 'bench.kind', 'parent')
+    ids = [r['run_id'] for r in found]
+    tags, params, metrics = store.tags(ids), store.params(ids), store.latest_metrics(ids)
+    return [_parent_row(r, experiments, tags[r['run_id']], params[r['run_id']], metrics[r['run_id']])
+            for r in found]
+
+
+def _parent_rows_client(tracking_uri: str | None, datasets: list[str] | None) -> list[dict]:
+    client = _client(tracking_uri)
+    experiments = _only(_experiments(client), datasets)
+    found = _search(client, list(experiments), "tags.`bench.kind` = 'parent'")
+    return [_parent_row({'run_id': r.info.run_id, 'experiment_id': r.info.experiment_id,
+                         'run_name': r.info.run_name, 'status': r.info.status,
+                         'start_time': r.info.start_time, 'end_time': r.info.end_time},
+                        experiments, r.data.tags, r.data.params, r.data.metrics) for r in found]
+
+
+def _only(experiments: dict[str, str], datasets: list[str] | None) -> dict[str, str]:
+    if datasets:
+        return {i: n for i, n in experiments.items() if n in set(datasets)}
+    return experiments
 
 
 def counting_runs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -166,40 +206,63 @@ def read_curves(tracking_uri: str | None, parents: pd.DataFrame,
                 cached: pd.DataFrame | None = None) -> pd.DataFrame:
     """Training histories (``train_*``) of the stage child runs of ``parents``, long format.
 
-    A SQL store answers in one query per 500 runs; any other store (an MLflow server) is asked
-    run by run. Histories of a complete run never change, so the parents already in ``cached``
-    (a previous ``curves.csv``) are taken from it and not asked again.
+    A SQLite store answers in one query per 500 runs; any other store (an MLflow server) is
+    asked run by run. Histories of a complete run never change, so the parents already in
+    ``cached`` (a previous ``curves.csv``) are taken from it and not asked again.
     """
     if cached is not None:
         cached = cached[cached.parent_run_id.isin(set(parents.run_id))]
         parents = parents[~parents.run_id.isin(set(cached.parent_run_id))]
         if parents.empty:
             return normalize_curves(cached)
-    client = _client(tracking_uri)
-    experiments = {i: n for i, n in _experiments(client, None).items()
-                   if n in set(parents.experiment)}
-    children = _search(client, list(experiments), "tags.`bench.kind` = 'stage'")
-    wanted = set(parents.run_id)
-    keys: dict[str, list[str]] = {}
-    meta: dict[str, tuple[str, str]] = {}
-    for child in children:
-        parent = child.data.tags.get('mlflow.parentRunId', '')
-        if parent not in wanted:
-            continue
-        meta[child.info.run_id] = (parent, child.data.tags.get('bench.stage', ''))
-        for key in child.data.metrics:
-            if key.startswith('train_'):
-                keys.setdefault(key, []).append(child.info.run_id)
-    rows = _sql_histories(client, meta, sorted(keys))
-    if rows is None:  # not a SQL store (an MLflow server): ask run by run
-        rows = [(run_id, key, m.step, m.value) for key, run_ids in keys.items()
-                for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+    wanted, names = set(parents.run_id), set(parents.experiment)
+    found = _sqlite_call(tracking_uri, lambda store: _histories_sqlite(store, wanted, names))
+    if found is None:
+        found = _histories_client(tracking_uri, wanted, names)
+    meta, rows = found
     curves = pd.DataFrame(rows, columns=['run_id', 'metric', 'step', 'value'])
     curves.insert(0, 'parent_run_id', curves.run_id.map({r: m[0] for r, m in meta.items()}))
     curves.insert(2, 'stage', curves.run_id.map({r: m[1] for r, m in meta.items()}))
     if cached is not None and len(cached):
         curves = pd.concat([cached, curves], ignore_index=True)
     return normalize_curves(curves)
+
+
+def _stage_children(children, wanted: set[str]):
+    """(child -> (parent, stage), train_* key -> children) of the children of ``wanted``.
+
+    ``children`` yields (run_id, tags, metric keys) of stage runs.
+    """
+    meta: dict[str, tuple[str, str]] = {}
+    keys: dict[str, list[str]] = {}
+    for run_id, tags, metric_keys in children:
+        parent = tags.get('mlflow.parentRunId', '')
+        if parent not in wanted:
+            continue
+        meta[run_id] = (parent, tags.get('bench.stage', ''))
+        for key in metric_keys:
+            if key.startswith('train_'):
+                keys.setdefault(key, []).append(run_id)
+    return meta, keys
+
+
+def _histories_sqlite(store, wanted: set[str], experiment_names: set[str]):
+    experiments = {i: n for i, n in store.experiments().items() if n in experiment_names}
+    ids = [r['run_id'] for r in store.runs_with_tag(list(experiments), 'bench.kind', 'stage')]
+    tags, metrics = store.tags(ids), store.latest_metrics(ids)
+    meta, keys = _stage_children(((r, tags[r], metrics[r]) for r in ids), wanted)
+    return meta, store.histories(meta, sorted(keys))
+
+
+def _histories_client(tracking_uri: str | None, wanted: set[str], experiment_names: set[str]):
+    client = _client(tracking_uri)
+    experiments = {i: n for i, n in _experiments(client).items() if n in experiment_names}
+    children = _search(client, list(experiments), "tags.`bench.kind` = 'stage'")
+    meta, keys = _stage_children(((c.info.run_id, c.data.tags, c.data.metrics) for c in children),
+                                 wanted)
+    rows = [(run_id, key, m.step, m.value) for key, run_ids in keys.items()
+            for run_id in run_ids for m in client.get_metric_history(run_id, key)]
+    return meta, rows
 
 
 def normalize_curves(curves: pd.DataFrame) -> pd.DataFrame:
@@ -211,32 +274,6 @@ def normalize_curves(curves: pd.DataFrame) -> pd.DataFrame:
     curves['value'] = curves['value'].astype(float)
     return curves.sort_values(['parent_run_id', 'stage', 'metric', 'step'], kind='stable'
                               ).reset_index(drop=True)
-
-
-def _sql_histories(client, children: dict, keys: list[str]) -> list[tuple] | None:
-    """Histories straight from a SQL store's ``metrics`` table, one query per 500 runs.
-
-    MlflowClient builds one entity object per logged point (about 60 us each, ~7 s for the
-    100k points of a 500-run store); selecting the four columns takes a fraction of that.
-    The store object and its ``SqlMetric`` model are internals of mlflow, pinned to 3.17.2 in
-    pyproject.toml; anything else returns None and the caller uses the public API.
-    """
-    store = getattr(getattr(client, '_tracking_client', None), 'store', None)
-    try:
-        from mlflow.store.tracking.dbmodels.models import SqlMetric
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-    except ImportError:
-        return None
-    if not isinstance(store, SqlAlchemyStore) or not keys:
-        return None if not isinstance(store, SqlAlchemyStore) else []
-    run_ids = sorted(children)
-    rows: list[tuple] = []
-    with store.ManagedSessionMaker() as session:
-        for start in range(0, len(run_ids), _SQL_IN_CHUNK):
-            rows.extend(session.query(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value)
-                        .filter(SqlMetric.run_uuid.in_(run_ids[start:start + _SQL_IN_CHUNK]),
-                                SqlMetric.key.in_(keys)).all())
-    return [tuple(r) for r in rows]
 
 
 def sample_path(samples_dir: Path, method: str, dataset: str, profile: str) -> Path:
@@ -257,11 +294,53 @@ def _exported_run(path: Path) -> str:
         return ''
 
 
+def _export_sample(source: Path, target: Path, run_id: str) -> None:
+    """Copy a logged ``.npz`` sample and add the ``run_id`` it came from.
+
+    The archive is copied as is (no recompression) and ``run_id.npy`` appended to it.
+    """
+    with np.load(source) as data:
+        if 'frames' not in data or 'video_ids' not in data:
+            raise ValueError(f'{source}: a sample needs the arrays frames and video_ids')
+        rewrite = 'run_id' in data
+    partial = target.with_name(target.name + '.partial')
+    if rewrite:
+        with np.load(source) as data:
+            np.savez_compressed(partial, frames=data['frames'], video_ids=data['video_ids'],
+                                run_id=np.array(run_id))
+    else:
+        shutil.copyfile(source, partial)
+        with zipfile.ZipFile(partial, 'a') as archive, archive.open('run_id.npy', 'w') as member:
+            np.lib.format.write_array(member, np.array(run_id))
+    os.replace(partial, target)
+
+
+class _Artifacts:
+    """Logged files of runs: read in place from a local artifact folder, else downloaded."""
+
+    def __init__(self, tracking_uri: str | None, run_ids: list[str], tmp: str) -> None:
+        self.tracking_uri, self.tmp = tracking_uri, tmp
+        self.local = _sqlite_call(tracking_uri, lambda store: store.artifact_uris(run_ids)) or {}
+
+    def get(self, run_id: str, path: str) -> Path | None:
+        """The local path of ``path`` logged by ``run_id``; None when the run has no such file."""
+        folder = sqlite_store.local_artifact_dir(self.local.get(run_id, ''))
+        if folder is not None:
+            return folder / path if (folder / path).is_file() else None
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+        try:
+            return Path(download_artifacts(run_id=run_id, artifact_path=path, dst_path=self.tmp,
+                                           tracking_uri=self.tracking_uri))
+        except (MlflowException, OSError):
+            return None
+
+
 def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_dir: Path) -> list[Path]:
     """Export the logged test frames of one counting run per (method, dataset, profile).
 
     The run with the lowest seed is used; an exported file that already holds that run is kept
-    (artifacts of a complete run never change), so a repeated report downloads nothing.
+    (artifacts of a complete run never change), so a repeated report reads nothing.
 
     Args:
         tracking_uri (str, optional): MLflow tracking URI.
@@ -271,9 +350,6 @@ def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_di
     Returns:
         list of Path: the files present for this selection.
     """
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
-
     samples_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     have_input: set[tuple[str, str]] = set()
@@ -281,37 +357,34 @@ def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_di
         ['dataset', 'profile', 'method', '_seed', 'start_time'], kind='stable')
     # Prefer raw's run for the input frames: its frames are the input, whatever else fails.
     ordered = pd.concat([ordered[ordered.method == 'raw'], ordered[ordered.method != 'raw']])
-    with tempfile.TemporaryDirectory() as tmp:
-        for (method, dataset, profile), group in ordered.groupby(
-                ['method', 'dataset', 'profile'], sort=False):
-            run_id = group.run_id.iloc[0]
-            target = sample_path(samples_dir, method, dataset, profile)
-            need_input = (dataset, profile) not in have_input
-            raw_target = input_path(samples_dir, dataset, profile)
-            if _exported_run(target) == run_id and (not need_input or raw_target.exists()):
-                written.append(target)
-                if need_input:
-                    have_input.add((dataset, profile))
-                    written.append(raw_target)
-                continue
-            try:
-                local = download_artifacts(run_id=run_id, artifact_path='samples/test_frames.npz',
-                                           dst_path=tmp, tracking_uri=tracking_uri)
-            except (MlflowException, OSError):
-                continue  # a run without logged samples gets no row in the grid
-            with np.load(local) as data:
-                np.savez_compressed(target, frames=data['frames'], video_ids=data['video_ids'],
-                                    run_id=np.array(run_id))
+    todo = []
+    for (method, dataset, profile), group in ordered.groupby(['method', 'dataset', 'profile'], sort=False):
+        run_id = group.run_id.iloc[0]
+        target = sample_path(samples_dir, method, dataset, profile)
+        need_input = (dataset, profile) not in have_input
+        raw_target = input_path(samples_dir, dataset, profile)
+        if _exported_run(target) == run_id and (not need_input or raw_target.exists()):
             written.append(target)
             if need_input:
-                try:
-                    local = download_artifacts(run_id=run_id, artifact_path='samples/raw_frames.npz',
-                                               dst_path=tmp, tracking_uri=tracking_uri)
-                except (MlflowException, OSError):
+                have_input.add((dataset, profile))
+                written.append(raw_target)
+            continue
+        todo.append((run_id, dataset, profile, target, raw_target))
+    if not todo:
+        return written
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = _Artifacts(tracking_uri, [t[0] for t in todo], tmp)
+        for run_id, dataset, profile, target, raw_target in todo:
+            local = artifacts.get(run_id, 'samples/test_frames.npz')
+            if local is None:
+                continue  # a run without logged samples gets no row in the grid
+            _export_sample(local, target, run_id)
+            written.append(target)
+            if (dataset, profile) not in have_input:
+                local = artifacts.get(run_id, 'samples/raw_frames.npz')
+                if local is None:
                     continue
-                with np.load(local) as data:
-                    np.savez_compressed(raw_target, frames=data['frames'],
-                                        video_ids=data['video_ids'], run_id=np.array(run_id))
+                _export_sample(local, raw_target, run_id)
                 have_input.add((dataset, profile))
                 written.append(raw_target)
     return written
