@@ -2,6 +2,8 @@
 
     python scripts/bench_protocol.py --profile smoke            # every method, smoke profile
     python scripts/bench_protocol.py --profile cpu --methods raw
+    python scripts/bench_protocol.py --profile paper --tag shortened --cfg-options \
+        target_schedule.max_epochs=1 dataset.source.train_per_class=2    # a functional check
 
 Each method is run with `bench run ... --fresh` in a subprocess, in a scratch work dir (so the
 MLflow store is created once and shared, as in normal use), and its wall time and the stage
@@ -31,7 +33,12 @@ def main() -> int:
     parser.add_argument('--dataset', default='vp_synth')
     parser.add_argument('--work-dir', default=None, help='default: a temporary folder')
     parser.add_argument('--out', default=str(ROOT / 'results'))
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='passed to every `bench run`; name the record with --tag')
+    parser.add_argument('--tag', default='', help='record name: protocol_<profile>_<tag>.json')
     args = parser.parse_args()
+    if args.cfg_options and not args.tag:
+        raise SystemExit('--cfg-options changes what is measured: name the record with --tag')
     methods = args.methods.split(',') if args.methods else available_methods()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix='bench_protocol_'))
     # Create the store and generate the data first, so each timing is the method's own.
@@ -44,6 +51,8 @@ def main() -> int:
     for method in methods:
         cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', method, '--profile',
                args.profile, '--dataset', args.dataset, '--work-dir', str(work), '--fresh']
+        if args.cfg_options:
+            cmd += ['--cfg-options', *args.cfg_options]
         start = time.time()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.time() - start
@@ -60,11 +69,11 @@ def main() -> int:
         print(f'{method:15} {wall:7.1f} s end to end   (stages: fit {row.get("time_fit_s", 0)}, '
               f'action {row["time_action_s"]}, privacy {row["time_privacy_s"]})', flush=True)
     record = dict(benchmark='protocol end to end', profile=args.profile, dataset=args.dataset,
-                  **prov, runs=rows)
+                  cfg_options=args.cfg_options, **prov, runs=rows)
     record['command'] = command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f'protocol_{args.profile}.json'
+    path = out / f'protocol_{args.profile}{"_" + args.tag if args.tag else ""}.json'
     if args.methods and path.exists():  # keep the other methods' figures
         old = json.loads(path.read_text())
         keep = [r for r in old.get('runs', []) if r['method'] not in methods]

@@ -69,3 +69,15 @@ def test_unknown_names_get_one_line_near_misses(kwargs, near):
 def test_new_constructor_argument_is_allowed_inside_a_component():
     cfg = resolve_config('strong_blur', 'vp_synth', 'cpu', options={'anonymizer.sigma': 3.0})
     assert cfg.anonymizer.sigma == 3.0
+
+
+@pytest.mark.parametrize('profile', available_profiles())
+@pytest.mark.parametrize('dataset', ['vp_synth', 'vp_synth_b'])
+def test_the_embedded_data_of_every_profile_can_be_generated(dataset, profile):
+    from benchmark.datasets.vp_synth import check_settings
+    source = dict(resolve_config('raw', dataset, profile).dataset.source)
+    assert source.pop('type') == 'VPSynthSource'
+    for split in ('train', 'test'):
+        per_class = source.get(f'{split}_per_class', 1)
+        check_settings(split, source['domain'], source.get('size', 112), source.get('num_frames', 32),
+                       per_class, source.get('privacy_rates'), source.get('correlation', 0.0))

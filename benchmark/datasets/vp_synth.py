@@ -74,7 +74,7 @@ def split_labels(split: str = 'train', domain: str = 'a', per_class: int = 48,
     Returns:
         tuple: ``actions`` int64 ``(N,)`` and ``privacy`` uint8 ``(N, 5)``.
     """
-    _check(split, domain, per_class, privacy_rates, correlation)
+    check_settings(split, domain, per_class=per_class, privacy_rates=privacy_rates, correlation=correlation)
     n = per_class * len(ACTIONS)
     actions = np.arange(n, dtype=np.int64) % len(ACTIONS)
     rates = np.asarray(privacy_rates, np.float64)
@@ -92,7 +92,11 @@ def split_labels(split: str = 'train', domain: str = 'a', per_class: int = 48,
     return actions, privacy
 
 
-def _check(split, domain, per_class, privacy_rates, correlation) -> None:
+def check_settings(split: str = 'train', domain: str = 'a', size: int = RENDER_SIZE,
+                   num_frames: int = 32, per_class: int = 1, privacy_rates=None,
+                   correlation: float = 0.0) -> None:
+    """Raise a one-line ValueError for settings ``VPSynthSource`` cannot generate."""
+    privacy_rates = DEFAULT_PRIVACY_RATES if privacy_rates is None else privacy_rates
     if split not in _SPLITS:
         raise ValueError(f"vp_synth: split must be 'train' or 'test', got {split!r}")
     if domain not in _DOMAINS:
@@ -106,6 +110,11 @@ def _check(split, domain, per_class, privacy_rates, correlation) -> None:
                          f'({", ".join(PRIVACY_ATTRIBUTES)}), got {privacy_rates!r}')
     if not 0.0 <= correlation <= 1.0:
         raise ValueError(f'vp_synth: correlation must be in [0, 1], got {correlation}')
+    if not 16 <= int(size) <= RENDER_SIZE:
+        raise ValueError(f'vp_synth: size must be in [16, {RENDER_SIZE}] (frames render '
+                         f'at {RENDER_SIZE} px and are only shrunk), got {size}')
+    if int(num_frames) < 2:
+        raise ValueError(f'vp_synth: num_frames must be >= 2, got {num_frames}')
 
 
 def video_rng(seed: int, domain: str, split: str, index: int) -> np.random.Generator:
@@ -338,12 +347,7 @@ class VPSynthSource:
                  privacy_rates=DEFAULT_PRIVACY_RATES, correlation: float = 0.0, seed: int = 0,
                  cache_dir: str | Path | None = None) -> None:
         per_class = train_per_class if split == 'train' else test_per_class
-        _check(split, domain, per_class, privacy_rates, correlation)
-        if not 16 <= int(size) <= RENDER_SIZE:
-            raise ValueError(f'vp_synth: size must be in [16, {RENDER_SIZE}] (frames render '
-                             f'at {RENDER_SIZE} px and are only shrunk), got {size}')
-        if int(num_frames) < 2:
-            raise ValueError(f'vp_synth: num_frames must be >= 2, got {num_frames}')
+        check_settings(split, domain, size, num_frames, per_class, privacy_rates, correlation)
         self.split, self.domain = split, domain
         self.name = _DOMAINS[domain][0]
         self.size, self.frames_per_video = int(size), int(num_frames)
