@@ -240,8 +240,10 @@ def _table1_notes(datasets: list[str]) -> list[str]:
                  '0 is chance; n/a without raw runs.')
     notes.append('Bold: best, underlined: second best among learning-based methods (Privacy '
                  'learning ✓), per column in its direction (↑ higher, ↓ lower is better).')
-    notes.append('Privacy learning and Readability come from each method\'s own tags; the '
-                 'paper\'s check-mark columns are ambiguous in its text (see paper_table1.csv).')
+    notes.append('Privacy learning and Readability come from each method\'s own tags: what the '
+                 'method is designed to do, not a judgement of the frames these runs produced '
+                 '(look at the frame grid, plots/frames_<dataset>_<profile>.png); the paper\'s '
+                 'check-mark columns are ambiguous in its text (see paper_table1.csv).')
     return notes
 
 

@@ -1,0 +1,148 @@
+"""Diagnose RAPrivacy's frames: its style losses without the adversarial phase and without a decoder.
+
+RAPrivacy's cpu-profile frames come out as a dark green texture, not depth images
+(reports/plots/frames_vp_synth_cpu.png). With the profile's anonymizer (the self-trained
+encoder from the cache) and its depth style set, this script asks two questions of
+Loss_st = 10 L_gs + 3 L_lf (Eq. 8):
+
+1. Pixels: starting from each test frame, optimize the image itself (Adam, ``--pixel-steps``)
+   on Loss_st toward style image ``eval_style``. This is the best any decoder could do; if the
+   optimized frames keep their colours, the encoder's features do not tell the depth style
+   from RGB frames, and no training of the decoder will.
+2. Style transfer alone: train only phase 1 (AdaAttN modules and decoder) on vp_synth training
+   clips for ``--steps`` steps at the fit's anonymizer lr and batch. If its frames are still not
+   depth-like, the adversarial terms are not what keeps them from it.
+
+Writes results/raprivacy_style_only_<profile>.png (one row per test clip: input frame, the
+pixel-optimized frame, the anonymizer's frame after (2), the style image) and a .json beside it
+with the losses, mean colours, the command, the commit and the machine.
+
+Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--steps 600] [--pixel-steps 300]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--profile', default='cpu')
+    parser.add_argument('--steps', type=int, default=600)
+    parser.add_argument('--pixel-steps', type=int, default=300)
+    parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--out', type=Path, default=ROOT / 'results')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    from benchmark.anonymizer import build_anonymizer
+    from benchmark.config import resolve_config
+    from benchmark.datasets.vp_synth import VPSynthSource
+    from benchmark.tracking import provenance
+    from raprivacy.model import RAPrivacyModel
+
+    cfg = resolve_config('raprivacy', 'vp_synth', args.profile)
+    anonymizer = build_anonymizer(cfg.anonymizer.to_dict())
+    weights = cfg.fit.model.loss_weights
+    # RAPrivacyModel.style_losses only needs the anonymizer: borrow it without the branches.
+    losses = RAPrivacyModel.style_losses.__get__(type('Borrowed', (), {'anonymizer': anonymizer})())
+    optim = cfg.fit.optim_wrapper.anonymizer.optimizer
+    opt = torch.optim.AdamW([p for p in anonymizer.parameters() if p.requires_grad],
+                            lr=optim.lr, weight_decay=optim.weight_decay)
+    source = VPSynthSource(split='train', **{k: v for k, v in cfg.dataset.source.items()
+                                             if k not in ('type', 'split')})
+    clip_len, batch = cfg.fit.clip_len or cfg.clip.clip_len, cfg.fit.batch_size
+    rng = np.random.default_rng(0)
+
+    def clips() -> torch.Tensor:
+        out = []
+        for i in rng.choice(len(source), batch, replace=False):
+            start = rng.integers(0, source.num_frames(int(i)) - clip_len + 1)
+            out.append(np.asarray(source.read(int(i), np.arange(start, start + clip_len)))[..., :3])
+        return torch.from_numpy(np.stack(out)).permute(0, 4, 1, 2, 3).float().div_(255)
+
+    log, start = [], time.time()
+    anonymizer.train()
+    for step in range(args.steps):
+        out = anonymizer.transfer(clips())
+        l_gs, l_lf = losses(out)
+        loss = weights.global_style * l_gs + weights.local_feature * l_lf
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 20 == 0 or step == args.steps - 1:
+            log.append(dict(step=step, loss_gs=round(l_gs.item(), 3), loss_lf=round(l_lf.item(), 3),
+                            seconds=round(time.time() - start, 1)))
+            print(log[-1], flush=True)
+
+    anonymizer.eval()
+    test = VPSynthSource(split='test', **{k: v for k, v in cfg.dataset.source.items()
+                                          if k not in ('type', 'split')})
+    picks = np.linspace(0, len(test) - 1, 4).astype(int)
+    inputs = np.stack([np.asarray(test.read(int(i), [test.num_frames(int(i)) // 2]))[0, ..., :3]
+                       for i in picks])  # (4, H, W, 3): the middle frame of 4 test videos
+    frames = torch.from_numpy(inputs).permute(0, 3, 1, 2).float().div_(255)
+    with torch.no_grad():
+        outputs = anonymizer(frames[:, :, None])[:, :, 0]
+    pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps)
+    style = anonymizer.styles(torch.full((1,), anonymizer.eval_style), tuple(frames.shape[-2:]))
+    to_u8 = lambda t: t.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    outputs, pixels, style = to_u8(outputs), to_u8(pixels), to_u8(style)[0]
+    gap = np.full_like(inputs[0][:, :2], 255)
+    rows = [np.concatenate([i, gap, p, gap, o, gap, style], 1) for i, p, o in zip(inputs, pixels, outputs)]
+    grid = np.concatenate(rows, 0).repeat(3, 0).repeat(3, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f'raprivacy_style_only_{args.profile}'
+    from PIL import Image
+    Image.fromarray(grid).save(stem.with_suffix('.png'))
+    style_mean = anonymizer.style_bank.float().mean((0, 2, 3)).tolist()
+    record = dict(what='RAPrivacy style transfer trained alone (phase 1 only)', profile=args.profile,
+                  steps=args.steps, lr=optim.lr, batch=batch, clip_len=clip_len,
+                  encoder=anonymizer.encoder_source, threads=args.threads,
+                  columns=['input', 'pixels optimized on Loss_st', 'anonymizer after style-only training',
+                           'style image'],
+                  pixel_steps=args.pixel_steps, pixel_log=pixel_log,
+                  pixels_mean_rgb=[round(v, 1) for v in pixels.reshape(-1, 3).mean(0).tolist()],
+                  output_mean_rgb=[round(v, 1) for v in outputs.reshape(-1, 3).mean(0).tolist()],
+                  input_mean_rgb=[round(v, 1) for v in inputs.reshape(-1, 3).mean(0).tolist()],
+                  style_mean_rgb=[round(v, 1) for v in style_mean], log=log,
+                  **provenance('cpu'))
+    stem.with_suffix('.json').write_text(json.dumps(record, indent=2) + '\n')
+    print(f'wrote {stem}.png and .json')
+
+
+def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int):
+    """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style."""
+    from raprivacy.anonymizer import Transfer
+    size = (frames.shape[-2] * anonymizer.scale, frames.shape[-1] * anonymizer.scale)
+    content_img = torch.nn.functional.interpolate(frames, size=size, mode='bilinear', align_corners=False)
+    style_img = anonymizer.styles(torch.full((len(frames),), anonymizer.eval_style), tuple(frames.shape[-2:]))
+    with torch.no_grad():
+        content, style = anonymizer.encoder(content_img), anonymizer.encoder(style_img)
+    image = content_img.clone().requires_grad_(True)
+    opt = torch.optim.Adam([image], lr=0.01)
+    log = []
+    for step in range(steps):
+        l_gs, l_lf = losses(Transfer(image.clamp(0, 1), content, style, 1))
+        loss = weights.global_style * l_gs + weights.local_feature * l_lf
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            log.append(dict(step=step, loss_gs=round(l_gs.item(), 3), loss_lf=round(l_lf.item(), 3)))
+    image = torch.nn.functional.avg_pool2d(image.detach(), anonymizer.scale) if anonymizer.scale > 1 else image
+    return image.detach(), log
+
+
+if __name__ == '__main__':
+    main()
