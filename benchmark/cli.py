@@ -196,6 +196,9 @@ def _print_result(cfg, result: dict) -> None:
     print(f'  time              {m["time_total_s"]:.0f} s '
           f'(fit {m.get("time_fit_s", 0):.0f}, action {m["time_action_s"]:.0f}, '
           f'privacy {m["time_privacy_s"]:.0f})')
+    if m.get('time_setup_s', 0) >= 1:  # e.g. RAPrivacy's encoder trained on first use
+        print(f'  setup             {m["time_setup_s"]:.0f} s before the stages (building the '
+              f'anonymizer; cached for later runs)')
     print(f'  MLflow run        {result["run_id"]}   folder {result["run_dir"]}')
 
 

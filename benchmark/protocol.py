@@ -170,10 +170,14 @@ class Protocol:
         self.amp = amp
         self.log = log
         self.hash = config_hash(cfg)
+        setup_start = time.time()
         try:  # fail before anything is recorded on a bad method config or missing weights
             self.anonymizer = build_anonymizer(cfg.anonymizer)
         except (TypeError, ValueError) as err:
             raise ProtocolError(f'anonymizer {dict(cfg.anonymizer)["type"]}: {_first_line(err)}') from None
+        # building the anonymizer can train and cache what it needs (RAPrivacy's self-trained
+        # encoder, minutes the first time): time_setup_s, apart from the stages' time_total_s
+        self.setup_s = time.time() - setup_start
         self.needs = tuple(self.anonymizer.needs)
         self._fitted_loaded = False  # the fit stage's weights are not in self.anonymizer yet
         self.anonymize_once = bool(cfg.get('anonymize_once', False))
@@ -202,7 +206,7 @@ class Protocol:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if state is None:
             state = {'config_hash': self.hash, 'run_key': run_key(self.cfg), 'runs': {},
-                     'complete': False}
+                     'complete': False, 'setup_s': self.setup_s}  # the first start's, on resume
         self.state = state
         self._parent_run()
         return None
@@ -530,6 +534,7 @@ class Protocol:
         for stage in STAGES:
             metrics.update(results[stage].get('metrics', {}))
         metrics['time_total_s'] = sum(metrics.get(f'time_{s}_s', 0.0) for s in STAGES)
+        metrics['time_setup_s'] = float(self.state.get('setup_s', self.setup_s))
         from mlflow.entities import Metric
         now = int(time.time() * 1000)
         self.client.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])

@@ -3,6 +3,7 @@
 One smoke run per method; seeds; a transfer run; a rerun of a finished run; and resume after
 real interruptions (kill -9 and Ctrl-C) of a real `bench run` process.
 """
+import json
 import os
 import signal
 import subprocess
@@ -46,7 +47,7 @@ def test_smoke_run_of_every_method(method, work_root, capsys):
     m = run.data.metrics
     for key in ('action_top1', 'privacy_cmap', 'privacy_f1_macro', 'floor_cmap',
                 'floor_f1_macro', 'floor_action_top1', 'privacy_ap_face', 'privacy_f1_nudity',
-                'time_total_s'):
+                'time_total_s', 'time_setup_s'):
         assert key in m, key
     assert 0 <= m['action_top1'] <= 1 and 0 <= m['privacy_cmap'] <= 1
     tags = run.data.tags
@@ -134,6 +135,9 @@ def test_interrupted_run_resumes_into_one_complete_run(work_root, sig, seed):
     assert len(runs) == 1
     assert runs[0].info.status == 'FINISHED'
     assert runs[0].data.tags['bench.complete'] == 'true'
+    # the setup time is the first process's, kept in the run's state across the resume
+    state = json.loads((work_root / 'vp_synth' / 'raw' / 'smoke' / f'seed{seed}' / 'state.json').read_text())
+    assert runs[0].data.metrics['time_setup_s'] == pytest.approx(state['setup_s'])
 
 
 def test_unknown_names_exit_with_one_line(work_root, capsys):
