@@ -74,10 +74,14 @@ def test_new_constructor_argument_is_allowed_inside_a_component():
 @pytest.mark.parametrize('profile', available_profiles())
 @pytest.mark.parametrize('dataset', ['vp_synth', 'vp_synth_b'])
 def test_the_embedded_data_of_every_profile_can_be_generated(dataset, profile):
-    from benchmark.datasets.vp_synth import check_settings
+    import inspect
+    from benchmark.datasets.vp_synth import VPSynthSource, check_settings
     source = dict(resolve_config('raw', dataset, profile).dataset.source)
     assert source.pop('type') == 'VPSynthSource'
     for split in ('train', 'test'):
-        per_class = source.get(f'{split}_per_class', 1)
-        check_settings(split, source['domain'], source.get('size', 112), source.get('num_frames', 32),
-                       per_class, source.get('privacy_rates'), source.get('correlation', 0.0))
+        # the source's own defaults fill what the config leaves out
+        args = inspect.signature(VPSynthSource).bind(split=split, **source)
+        args.apply_defaults()
+        a = args.arguments
+        check_settings(split, a['domain'], a['size'], a['num_frames'], a[f'{split}_per_class'],
+                       a['privacy_rates'], a['correlation'])
