@@ -186,6 +186,10 @@ class Protocol:
                                 f'per_frame: its output must be computed per clip; drop the option')
         self.fit_data = cfg.fit_dataset or cfg.dataset.to_dict()
         self.eval_data = cfg.dataset.to_dict()
+        # what generated the evaluation data (VP-Synth's generator); not in the config, so a
+        # run folder and the report check it apart from the config hash
+        source_cls = DATASETS.get(self.eval_data['source']['type'])
+        self.data_version = str(getattr(source_cls, 'data_version', ''))
 
     # ----------------------------------------------------------------- state and tracking
     def _prepare(self, fresh: bool) -> dict | None:
@@ -198,6 +202,11 @@ class Protocol:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
                 f', now {self.hash}): pass --fresh to discard it or --work-dir to keep both')
+        if state and state.get('data_version', '') != self.data_version:
+            raise ProtocolError(
+                f'{self.run_dir} holds a run on other {self.eval_data["name"]} data '
+                f'({state.get("data_version") or "unversioned"}, now {self.data_version or "unversioned"}): '
+                f'pass --fresh to discard it or --work-dir to keep both')
         if state and state.get('complete'):
             self.client = tracking.client(self.tracking_uri)
             return _read_json(self.run_dir / RESULT_FILE)
@@ -205,7 +214,8 @@ class Protocol:
         self.client = tracking.client(self.tracking_uri)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if state is None:
-            state = {'config_hash': self.hash, 'run_key': run_key(self.cfg), 'runs': {},
+            state = {'config_hash': self.hash, 'data_version': self.data_version,
+                     'run_key': run_key(self.cfg), 'runs': {},
                      'complete': False, 'setup_s': self.setup_s}  # the first start's, on resume
         self.state = state
         self._parent_run()
@@ -247,6 +257,7 @@ class Protocol:
             'dataset': self.cfg.dataset.name, 'train_dataset': self.fit_data['name'],
             'profile': self.cfg.profile, 'seed': str(self.cfg.seed), 'run_key': run_key(self.cfg),
             'protocol_version': str(PROTOCOL_VERSION), 'complete': 'false',
+            'data_version': self.data_version,
             'config_hash': self.hash, 'work_dir': str(self.run_dir.resolve()), **prov,
         }
         run = c.create_run(exp, run_name=f'{method_name(self.cfg)}-{self.cfg.profile}-s{self.cfg.seed}',

@@ -44,6 +44,8 @@ def test_smoke_run_of_every_method(method, work_root, capsys):
     assert len(runs) == 1
     run = runs[0]
     assert run.info.status == 'FINISHED' and run.data.tags['bench.complete'] == 'true'
+    from benchmark.datasets.vp_synth import GENERATOR_VERSION  # the report keys on it
+    assert run.data.tags['bench.data_version'] == f'generator {GENERATOR_VERSION}'
     m = run.data.metrics
     for key in ('action_top1', 'privacy_cmap', 'privacy_f1_macro', 'floor_cmap',
                 'floor_f1_macro', 'floor_action_top1', 'privacy_ap_face', 'privacy_f1_nudity',
@@ -84,6 +86,22 @@ def test_a_changed_config_in_the_same_folder_is_refused(work_root, capsys):
                  '--cfg-options', 'target_schedule.lr=0.01'])
     assert code == 2
     assert '--fresh' in capsys.readouterr().err
+
+
+def test_a_run_on_older_data_is_refused_not_reused(work_root, capsys):
+    """A suite upgrade that changes VP-Synth's generator never passes an old run off as new."""
+    import json
+    args = ['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work_root)]
+    assert main(args) == 0
+    state_file = next(work_root.glob('vp_synth/raw/smoke/seed0/state.json'))
+    state = json.loads(state_file.read_text())
+    state['data_version'] = 'generator 1'
+    state_file.write_text(json.dumps(state))
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert 'other vp_synth data (generator 1' in err and '--fresh' in err
+    assert main(args + ['--fresh']) == 0
 
 
 def test_seeds_give_one_run_each(work_root):

@@ -9,6 +9,13 @@ motion, not one pose, tells the classes apart. Private attributes are appearance
 RGB, a nearness map (255 = nearest) and the person mask, so the three line up by
 construction.
 
+Nudity has a coarse cue and a fine one, as in real video, where some people show an
+attribute by colour or shape that survives blur and downsampling and others only by detail at
+the camera's resolution limit: half the people who keep a shirt on wear one in their own skin
+tone, told from a bare torso only by the cloth's weave, a checkerboard at the pixel pitch of
+the stored frames (``apply_weave``) whose mean is the skin tone. Downsampling by 2 and any blur
+remove it, so on VP-Synth, as on the real datasets, hiding detail hides some attributes too.
+
 The gender attribute is a *synthetic proxy*: long hair with narrower shoulders and wider
 hips (positive) versus short hair with broader shoulders (negative). It stands in for the
 real datasets' "gender visible" label and says nothing about real people.
@@ -235,6 +242,7 @@ class Person:
     helmet: tuple
     long_hair: bool
     bare: bool
+    woven: bool               # the shirt is skin-toned cloth with a weave (``apply_weave``)
     nearness: float           # depth value of the torso, 0..255
 
 
@@ -259,6 +267,9 @@ def make_person(rng: np.random.Generator, style: DomainStyle, domain: str, actio
     cover = COVER_COLOURS[int(rng.integers(len(COVER_COLOURS)))]
     surface = tuple(float(v) for v in (tone if skin else cover))
     shirt = _choice(rng, _SHIRTS[domain])
+    woven = bool(rng.random() < 0.5) and not nudity  # the fine cue for nudity
+    if woven:
+        shirt = tuple(float(v) for v in tone)
     torso = surface if nudity else shirt
     face_mode = 'face' if face else ('back' if rng.random() < 0.5 else 'helmet')
     return Person(
@@ -268,7 +279,7 @@ def make_person(rng: np.random.Generator, style: DomainStyle, domain: str, actio
         head=style.head * height * rng.uniform(0.95, 1.08),
         surface=surface, torso=torso, sleeve=torso, pants=_choice(rng, _PANTS[domain]),
         shoes=_choice(rng, _SHOES), hair=_choice(rng, _HAIR), face_mode=face_mode,
-        helmet=_choice(rng, _HELMETS), long_hair=gender, bare=nudity,
+        helmet=_choice(rng, _HELMETS), long_hair=gender, bare=nudity, woven=woven,
         nearness=min(nearness, 240.0))
 
 
@@ -277,23 +288,30 @@ def _shade(colour: tuple, k: float) -> tuple:
 
 
 class _Canvas:
-    """RGB, nearness and mask drawn by the same calls, so they line up exactly."""
+    """RGB, nearness and mask drawn by the same calls, so they line up exactly; ``weave``
+    (optional) marks the visible woven cloth: 255 where a ``woven`` shape is on top."""
 
-    def __init__(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray) -> None:
+    def __init__(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray,
+                 weave: np.ndarray | None = None) -> None:
         self.rgb, self.depth, self.mask = rgb, depth, mask
+        self.weave = np.zeros_like(mask) if weave is None else weave
 
-    def line(self, a, b, colour, near, thick) -> None:
+    def _layers(self, colour, near, woven):
+        return ((self.rgb, colour), (self.depth, near), (self.mask, 255),
+                (self.weave, 255 if woven else 0))
+
+    def line(self, a, b, colour, near, thick, woven: bool = False) -> None:
         t = max(1, int(round(thick)))
-        for img, col in ((self.rgb, colour), (self.depth, near), (self.mask, 255)):
+        for img, col in self._layers(colour, near, woven):
             cv2.line(img, a, b, col, t, cv2.LINE_8, _SHIFT)
 
     def circle(self, c, r, colour, near) -> None:
         r = max(_ONE // 2, int(r * _ONE))
-        for img, col in ((self.rgb, colour), (self.depth, near), (self.mask, 255)):
+        for img, col in self._layers(colour, near, False):
             cv2.circle(img, c, r, col, -1, cv2.LINE_8, _SHIFT)
 
-    def poly(self, pts, colour, near) -> None:
-        for img, col in ((self.rgb, colour), (self.depth, near), (self.mask, 255)):
+    def poly(self, pts, colour, near, woven: bool = False) -> None:
+        for img, col in self._layers(colour, near, woven):
             cv2.fillConvexPoly(img, pts, col, cv2.LINE_8, _SHIFT)
 
     def mark(self, c, r, colour) -> None:
@@ -319,7 +337,7 @@ def draw_person(cv: _Canvas, p: Person, t: int, cam: tuple[float, float]) -> Non
         cv.line(pt[ankle], pt[toe], _shade(p.shoes, k), near, limb * 0.9)
 
     def arm(sho, elb, wri, hand, k, near):
-        cv.line(pt[sho], pt[elb], _shade(p.sleeve, k), near, limb)
+        cv.line(pt[sho], pt[elb], _shade(p.sleeve, k), near, limb, woven=p.woven)
         cv.line(pt[elb], pt[wri], _shade(p.surface, k), near, limb * 0.85)
         cv.circle(pt[hand], limb * 0.75, _shade(p.surface, k), near)
 
@@ -340,7 +358,7 @@ def draw_person(cv: _Canvas, p: Person, t: int, cam: tuple[float, float]) -> Non
     sho_w = side * limb * 0.5
     torso = np.array([px[R_SHO] + sho_w, px[L_SHO] - sho_w, px[L_HIP] - sho_w * 0.8,
                       px[R_HIP] + sho_w * 0.8])
-    cv.poly(np.round(torso * _ONE).astype(np.int32), p.torso, n)
+    cv.poly(np.round(torso * _ONE).astype(np.int32), p.torso, n, woven=p.woven)
     waist = np.array([torso[3], torso[2], torso[2] + (torso[1] - torso[2]) * 0.15,
                       torso[3] + (torso[0] - torso[3]) * 0.15])
     cv.poly(np.round(waist * _ONE).astype(np.int32), p.pants, n)
@@ -472,10 +490,11 @@ def background(rng: np.random.Generator, style: DomainStyle, side: int,
 
 def render_clip(rng: np.random.Generator, domain: str, action: str, bits: np.ndarray,
                 num_frames: int, size: int = RENDER_SIZE, draw_people: bool = True,
-                companion_action: str = 'idle') -> np.ndarray:
+                companion_action: str = 'idle', weave_maps: bool = False):
     """One clip as uint8 ``(T, size, size, 5)``: RGB, nearness, person mask.
 
-    Every random number is drawn before the people are drawn, so ``draw_people=False``
+    With ``weave_maps``, also the uint8 ``(T, size, size)`` map of visible woven cloth
+    (255), for ``apply_weave`` once the clip has its stored size. Every random number is drawn before the people are drawn, so ``draw_people=False``
     gives the very same scene, lighting and noise without them (the tests' alignment check).
     """
     style = DOMAINS[domain]
@@ -514,13 +533,14 @@ def render_clip(rng: np.random.Generator, domain: str, action: str, bits: np.nda
     rgb = np.empty((num_frames, size, size, 3), np.float32)
     depth = np.empty((num_frames, size, size), np.uint8)
     mask = np.zeros((num_frames, size, size), np.uint8)
+    weave = np.zeros((num_frames, size, size), np.uint8)
     for f in range(num_frames):
         cx, cy = cam[f]
         ox, oy = int(round(cx)) + margin, int(round(cy)) + margin
         rgb[f] = scene[oy:oy + size, ox:ox + size]
         depth[f] = scene_depth[oy:oy + size, ox:ox + size]
         if draw_people:
-            canvas = _Canvas(rgb[f], depth[f], mask[f])
+            canvas = _Canvas(rgb[f], depth[f], mask[f], weave[f])
             for person in people:
                 draw_person(canvas, person, f, (ox - margin, oy - margin))
     rgb *= (gain[:, None, None, None] * cast).astype(np.float32)
@@ -530,7 +550,26 @@ def render_clip(rng: np.random.Generator, domain: str, action: str, bits: np.nda
     out[..., :3] = rgb
     out[..., 3] = depth
     out[..., 4] = mask
-    return out
+    return (out, weave) if weave_maps else out
+
+
+WEAVE_AMPLITUDE = 40  # grey levels, less near black and white so the mean stays the colour
+
+
+def apply_weave(clip: np.ndarray, weave: np.ndarray) -> np.ndarray:
+    """Give woven cloth its weave, in place, at the clip's own size: a checkerboard of
+    +-``WEAVE_AMPLITUDE`` at the pixel pitch, where ``weave`` (same size) is 255.
+
+    Each pair of neighbouring pixels averages to the cloth's colour, so 2x area downsampling
+    removes the weave exactly and any blur nearly so; only full-resolution frames show it.
+    """
+    _, h, w, _ = clip.shape
+    checker = np.where((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0, 1, -1)
+    rgb = clip[..., :3].astype(np.int16)
+    amp = np.minimum(np.minimum(rgb, 255 - rgb), WEAVE_AMPLITUDE)
+    woven = (weave > 0)[..., None]
+    clip[..., :3] = np.where(woven, rgb + amp * checker[None, :, :, None], rgb).astype(np.uint8)
+    return clip
 
 
 def _near_at(scene_depth: np.ndarray, row: float) -> float:

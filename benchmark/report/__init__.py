@@ -79,6 +79,10 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         source = tracking_uri or 'the default MLflow store'
     selected = _filter(all_runs, datasets, profiles)
     counting = runs_io.counting_runs(runs_io.slim(selected))
+    older = runs_io.older_data(selected)
+    if len(older):
+        labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
+        print(f'bench report: left out {len(older)} complete runs on older data ({"; ".join(labels)})')
     if counting.empty:
         raise ValueError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
     written: list[Path] = []

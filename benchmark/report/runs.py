@@ -15,7 +15,9 @@ reads exactly that. Results are data first (benchopt's result files, timm's ``re
   the same clips before anonymization, for the frame comparison grid.
 
 Which runs count (``counting_runs``): for each (method, train_dataset, dataset, profile, seed),
-the newest run by start time whose ``bench.complete`` tag is ``true``.
+the newest run by start time whose ``bench.complete`` tag is ``true``, among the runs on the
+dataset's current data: the ``bench.data_version`` of its newest complete run (a run without
+the tag is on the version before the tag existed). Runs on older data never mix in.
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ TAG_COLUMNS = {
     'commit': 'bench.commit', 'dirty': 'bench.dirty', 'device': 'bench.device',
     'host': 'bench.host', 'command': 'bench.command',
     'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
-    'encoder': 'bench.encoder',
+    'encoder': 'bench.encoder', 'data_version': 'bench.data_version',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
@@ -186,9 +188,31 @@ def _only(experiments: dict[str, str], datasets: list[str] | None) -> dict[str, 
     return experiments
 
 
-def counting_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The newest complete run of each (method, train_dataset, dataset, profile, seed)."""
+def data_label(dataset: str, version) -> str:
+    """``vp_synth generator 2``; runs from before the tag existed are ``(unversioned)``."""
+    return f'{dataset} {version if isinstance(version, str) and version else "(unversioned)"}'
+
+
+def data_versions(runs: pd.DataFrame) -> pd.Series:
+    if 'data_version' not in runs:
+        return pd.Series('', index=runs.index)
+    return runs.data_version.fillna('').astype(str)
+
+
+def older_data(runs: pd.DataFrame) -> pd.DataFrame:
+    """Complete runs left out because their dataset has newer data (see the module docstring)."""
     complete = runs[runs.complete.str.lower() == 'true']
+    version = data_versions(complete)
+    newest = complete.assign(_v=version).sort_values(['start_time', 'run_id'], kind='stable')
+    current = newest.groupby('dataset', sort=False)._v.last()
+    return complete[version.values != complete.dataset.map(current).values]
+
+
+def counting_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The newest complete run of each (method, train_dataset, dataset, profile, seed), on
+    its dataset's current data version."""
+    complete = runs[runs.complete.str.lower() == 'true']
+    complete = complete.drop(older_data(runs).index)
     newest = complete.sort_values(['start_time', 'run_id'], kind='stable').groupby(
         list(KEY), sort=False).tail(1)
     return newest.sort_values(['start_time', 'run_id'], kind='stable').reset_index(drop=True)

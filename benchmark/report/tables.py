@@ -22,6 +22,7 @@ import pandas as pd
 
 from benchmark.metric_specs import METRIC_SPECS
 from benchmark.report import paper
+from benchmark.report import runs as runs_io
 
 # (metric, column title, display scale, display decimals), in the paper's column order.
 TABLE_METRICS = (('action_top1', 'Top-1', 100.0, 2),
@@ -112,7 +113,9 @@ def header_of(records: list[Record], profile: str) -> dict[str, str]:
             'newest': newest[:16].replace('T', ' ') + ' UTC' if newest else 'none',
             'runs': str(len(records)),
             'protocol': ', '.join(sorted({r['protocol_version'] for r in records
-                                          if r['protocol_version']})) or 'unknown'}
+                                          if r['protocol_version']})) or 'unknown',
+            'data': '; '.join(sorted({runs_io.data_label(r['dataset'], r.get('data_version'))
+                                     for r in records}))}
 
 
 def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
@@ -326,7 +329,7 @@ def _header_lines(table: Table) -> list[str]:
     h = table.header
     return [f'profile: {h["profile"]}', f'runs: {h["runs"]} (newest {h["newest"]})',
             f'commits: {h["commits"]}', f'devices: {h["devices"]}',
-            f'protocol version: {h["protocol"]}']
+            f'protocol version: {h["protocol"]}', f'data: {h["data"]}']
 
 
 def _check(flag: str, yes: str) -> str:

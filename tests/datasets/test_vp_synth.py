@@ -168,3 +168,31 @@ def test_preview_writes_png_and_gif(tmp_path):
     assert png.name == 'vp_synth_preview.png' and Image.open(png).size[0] > 200
     with Image.open(gif) as anim:
         assert anim.n_frames == 4
+
+
+def test_woven_cloth_is_fine_detail_only():
+    """Nudity's fine cue (synth_render's docstring): half the shirts are skin-toned cloth told
+    from a bare torso only by a pixel-pitch weave, never on a bare torso. The weave shows at
+    the stored size and is gone after 2x area downsampling (the Downsample-2x baseline)."""
+    from benchmark.datasets import synth_render as sr
+    from benchmark.datasets.vp_synth import resize_clip
+
+    def woven(seed, nudity):
+        bits = np.array([1, 1, 1, nudity, 0])  # no companion: only the labelled person
+        return sr.render_clip(np.random.default_rng(seed), 'a', 'idle', bits, 2, weave_maps=True)
+
+    assert not any(woven(seed, 1)[1].any() for seed in range(20))
+    shirts = [seed for seed in range(40) if woven(seed, 0)[1].any()]
+    assert 10 <= len(shirts) <= 30
+    import cv2
+    clip, weave = woven(shirts[0], 0)
+    plain = resize_clip(clip, 64)
+    small = np.stack([cv2.resize(w, (64, 64), interpolation=cv2.INTER_AREA) for w in weave])
+    cloth = sr.apply_weave(plain.copy(), np.where(small >= 128, 255, 0))
+    full = (cloth[..., :3].astype(float) - plain[..., :3]) ** 2
+    assert full.sum() > 0 and (cloth[..., 3:] == plain[..., 3:]).all()
+
+    def down2(x):
+        return x[..., :3].astype(float).reshape(2, 32, 2, 32, 2, 3).mean((2, 4))
+    # what is left after downsampling is the weave's edge, cut by other shapes
+    assert ((down2(cloth) - down2(plain)) ** 2).sum() * 4 < 0.05 * full.sum()

@@ -244,3 +244,26 @@ def test_figures_are_redrawn_only_when_their_inputs_change(tmp_path):
     (tmp_path / 'fig.png').unlink()
     plots.render([job(frame.assign(a=[1.0, 2.5]))], workers=1)
     assert calls == ['fig', 'fig', 'fig']
+
+
+def test_runs_on_older_data_never_count():
+    """A dataset whose generator changed counts only runs on its newest run's data; the runs
+    from before the tag existed read as unversioned, and other datasets keep theirs."""
+    rows = [  # (run, start, dataset, method, seed, data_version)
+        ('a', '2026-01-01', 'vp_synth', 'raw', '0', None),
+        ('b', '2026-01-02', 'vp_synth', 'downsample_2x', '1', None),
+        ('c', '2026-01-03', 'vp_hmdb51', 'raw', '0', None),
+        ('d', '2026-02-01', 'vp_synth', 'raw', '0', 'generator 2'),
+        ('e', '2026-02-02', 'vp_synth', 'raw', '1', 'generator 2'),
+    ]
+    runs = pd.DataFrame([dict(run_id=r, start_time=t, dataset=d, train_dataset=d, method=m,
+                              profile='cpu', seed=s, complete='true', data_version=v)
+                         for r, t, d, m, s, v in rows])
+    assert sorted(runs_io.counting_runs(runs).run_id) == ['c', 'd', 'e']
+    older = runs_io.older_data(runs)
+    assert sorted(older.run_id) == ['a', 'b']
+    assert {runs_io.data_label(d, v) for d, v in zip(older.dataset, older.data_version)} == {
+        'vp_synth (unversioned)'}
+    # an export from before the column existed: one version, the newest run per seed counts
+    assert sorted(runs_io.counting_runs(runs.drop(columns='data_version')).run_id) == [
+        'b', 'c', 'd', 'e']
