@@ -160,7 +160,8 @@ def pretrained_encoder(width: float, frames: Callable[[int, int, int], np.ndarra
         frames (callable | array, optional): ``frames(num, size, seed)`` returning uint8
             ``(M, H, W, 3)``, or such an array; ``None`` reads VP-Synth training frames.
             Defaults to None.
-        data_key (str): Names the frames in the cache key. Defaults to ``'vp_synth'``.
+        data_key (str): Names the frames in the cache key; with VP-Synth's frames the
+            generator version is appended (``vp_synth-g2``). Defaults to ``'vp_synth'``.
         log (callable): Progress messages. Defaults to print.
         **settings: ``size``, ``steps``, ``batch``, ``lr``, ``num_frames``, ``seed``, ``scale``
             of ``pretrain_settings``.
@@ -169,6 +170,9 @@ def pretrained_encoder(width: float, frames: Callable[[int, int, int], np.ndarra
         dict: ``encoder`` and ``decoder`` state dicts, ``settings``, ``final_mse``, ``path``.
     """
     settings = pretrain_settings(width, **settings)
+    if frames is None:  # VP-Synth's frames: a new generator draws other frames, so another key
+        from benchmark.datasets.vp_synth import GENERATOR_VERSION
+        data_key = f'{data_key}-g{GENERATOR_VERSION}'
     path = cache_path(settings, data_key)
     if path.is_file():
         return torch.load(path, map_location='cpu', weights_only=True)
