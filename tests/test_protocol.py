@@ -90,7 +90,6 @@ def test_a_changed_config_in_the_same_folder_is_refused(work_root, capsys):
 
 def test_a_run_on_older_data_is_refused_not_reused(work_root, capsys):
     """A suite upgrade that changes VP-Synth's generator never passes an old run off as new."""
-    import json
     args = ['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work_root)]
     assert main(args) == 0
     state_file = next(work_root.glob('vp_synth/raw/smoke/seed0/state.json'))

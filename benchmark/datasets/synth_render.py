@@ -289,12 +289,11 @@ def _shade(colour: tuple, k: float) -> tuple:
 
 class _Canvas:
     """RGB, nearness and mask drawn by the same calls, so they line up exactly; ``weave``
-    (optional) marks the visible woven cloth: 255 where a ``woven`` shape is on top."""
+    marks the visible woven cloth: 255 where a ``woven`` shape is on top."""
 
     def __init__(self, rgb: np.ndarray, depth: np.ndarray, mask: np.ndarray,
-                 weave: np.ndarray | None = None) -> None:
-        self.rgb, self.depth, self.mask = rgb, depth, mask
-        self.weave = np.zeros_like(mask) if weave is None else weave
+                 weave: np.ndarray) -> None:
+        self.rgb, self.depth, self.mask, self.weave = rgb, depth, mask, weave
 
     def _layers(self, colour, near, woven):
         return ((self.rgb, colour), (self.depth, near), (self.mask, 255),
@@ -493,9 +492,10 @@ def render_clip(rng: np.random.Generator, domain: str, action: str, bits: np.nda
                 companion_action: str = 'idle', weave_maps: bool = False):
     """One clip as uint8 ``(T, size, size, 5)``: RGB, nearness, person mask.
 
-    With ``weave_maps``, also the uint8 ``(T, size, size)`` map of visible woven cloth
-    (255), for ``apply_weave`` once the clip has its stored size. Every random number is drawn before the people are drawn, so ``draw_people=False``
-    gives the very same scene, lighting and noise without them (the tests' alignment check).
+    With ``weave_maps``, also the uint8 ``(T, size, size)`` map of visible woven cloth (255),
+    for ``apply_weave`` once the clip has its stored size. Every random number is drawn before
+    the people are drawn, so ``draw_people=False`` gives the very same scene, lighting and
+    noise without them (the tests' alignment check).
     """
     style = DOMAINS[domain]
     s = float(size)

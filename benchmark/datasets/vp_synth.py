@@ -134,14 +134,13 @@ def render_video(seed: int, domain: str, split: str, index: int, action: int,
     cloth gets its weave at ``size`` (``synth_render.apply_weave``)."""
     clip, weave = render_clip(video_rng(seed, domain, split, index), domain, ACTIONS[action], bits,
                               num_frames, draw_people=draw_people, weave_maps=True)
-    clip = resize_clip(clip, size)
-    if weave.shape[1] != size:
-        weave = np.stack([cv2.resize(w, (size, size), interpolation=cv2.INTER_AREA) for w in weave])
-    return apply_weave(clip, np.where(weave >= 128, 255, 0))
+    packed = resize_clip(np.concatenate([clip, weave[..., None]], -1), size)  # weave: a 6th map
+    return apply_weave(np.ascontiguousarray(packed[..., :5]), packed[..., 5])
 
 
 def resize_clip(clip: np.ndarray, size: int) -> np.ndarray:
-    """Area-resize packed frames; the mask stays binary (255 where a person covers half)."""
+    """Area-resize packed frames; the maps after the nearness (person mask, weave) stay binary
+    (255 where they cover half)."""
     if clip.shape[1] == size:
         return clip
     out = np.empty((clip.shape[0], size, size, clip.shape[-1]), np.uint8)
@@ -149,7 +148,7 @@ def resize_clip(clip: np.ndarray, size: int) -> np.ndarray:
         out[f, ..., :3] = cv2.resize(clip[f, ..., :3], (size, size), interpolation=cv2.INTER_AREA)
         out[f, ..., 3:] = cv2.resize(clip[f, ..., 3:], (size, size),
                                      interpolation=cv2.INTER_AREA).reshape(size, size, -1)
-    out[..., 4] = np.where(out[..., 4] >= 128, 255, 0)
+    out[..., 4:] = np.where(out[..., 4:] >= 128, 255, 0)
     return out
 
 
