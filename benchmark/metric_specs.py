@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 PRIVACY_ATTRIBUTES = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
 
 
@@ -28,6 +28,10 @@ def _specs() -> dict[str, MetricSpec]:
         MetricSpec('floor_cmap', False, 'cMAP of a constant predictor (mean positive rate)'),
         MetricSpec('floor_f1_macro', False, 'macro F1 of the all-positive predictor'),
     ]
+    for name, higher in (('action_top1', True), ('privacy_cmap', False), ('privacy_f1_macro', False)):
+        for end in ('low', 'high'):
+            specs.append(MetricSpec(f'{name}_ci_{end}', higher,
+                                    f'{end} end of the 95 % bootstrap interval of {name} over test videos'))
     for attr in PRIVACY_ATTRIBUTES:
         specs.append(MetricSpec(f'privacy_ap_{attr}', False, f'average precision for {attr}'))
         specs.append(MetricSpec(f'privacy_f1_{attr}', False, f'F1 for {attr} at probability 0.5'))

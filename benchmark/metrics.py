@@ -6,16 +6,22 @@ fixes the protocol's choices around it:
 - Scores are probabilities: softmax averaged over the test views for actions (mmaction2's
   ``average_clips='prob'``), sigmoid of the view-averaged logits for privacy attributes.
 - F1 thresholds the sigmoid probability at 0.5 (SPAct thresholds raw logits at 0.5; we do not).
-- An attribute with no positive test clip has no defined AP. We report it as NaN for that
-  attribute, leave it out of cMAP (the mean over the attributes that have positives), and count
-  the attributes used in ``privacy_cmap_attributes``; its F1 is sklearn's with
-  ``zero_division=0``. Every table can therefore trust cMAP to be a mean of defined APs.
+- An attribute with no positive test clip has no defined AP and no meaningful F1 (its recall
+  is 0/0). Both are reported as NaN for that attribute and the attribute is left out of cMAP and
+  of macro F1 alike (each the mean over the attributes that have positives, counted in
+  ``privacy_cmap_attributes``), and out of both floors. Every table can therefore trust cMAP and
+  macro F1 to be means over the same, defined attributes.
 - Chance floors come from the test labels actually used: a constant predictor's AP equals the
   positive rate, so the cMAP floor is the mean positive rate; the F1 floor is the macro F1 of
   the all-positive predictor; the top-1 floor is the majority-class rate.
 
 Every metric declares its direction and the protocol version it belongs to
 (``METRIC_SPECS``, in the torch-free ``benchmark.metric_specs`` so reports load fast).
+
+Each test also keeps its per-video outputs (``predictions_file``: video ids, labels and the
+probabilities the metrics were computed from) and reports a 95 % bootstrap interval over test
+videos beside top-1, cMAP and macro F1 (``<metric>_ci_low`` / ``<metric>_ci_high``,
+``benchmark.stats``); the report's paired tests read the same files.
 """
 from __future__ import annotations
 
@@ -58,16 +64,18 @@ def privacy_metrics(labels: np.ndarray, probs: np.ndarray,
     aps, f1s = [], []
     for j, attr in enumerate(attributes):
         y, p = labels[:, j], probs[:, j]
-        ap = float(average_precision_score(y, p)) if y.any() else math.nan
-        f1 = float(f1_score(y, p >= 0.5, zero_division=0))
+        if y.any():
+            ap = float(average_precision_score(y, p))
+            f1 = float(f1_score(y, p >= 0.5, zero_division=0))
+            aps.append(ap)
+            f1s.append(f1)
+        else:
+            ap = f1 = math.nan
         out[f'privacy_ap_{attr}'] = ap
         out[f'privacy_f1_{attr}'] = f1
-        if not math.isnan(ap):
-            aps.append(ap)
-        f1s.append(f1)
     out['privacy_cmap'] = float(np.mean(aps)) if aps else math.nan
     out['privacy_cmap_attributes'] = float(len(aps))
-    out['privacy_f1_macro'] = float(np.mean(f1s))
+    out['privacy_f1_macro'] = float(np.mean(f1s)) if f1s else math.nan
     return out
 
 
@@ -77,11 +85,12 @@ def chance_floors(privacy_labels: np.ndarray | None = None,
     out: dict[str, float] = {}
     if privacy_labels is not None:
         labels = np.asarray(privacy_labels).astype(int)
-        with_pos = labels[:, labels.any(axis=0)]
+        with_pos = labels[:, labels.any(axis=0)]  # the attributes cMAP and macro F1 average
         out['floor_cmap'] = float(with_pos.mean()) if with_pos.size else math.nan
-        all_pos = np.ones_like(labels)
-        out['floor_f1_macro'] = float(np.mean([
-            f1_score(labels[:, j], all_pos[:, j], zero_division=0) for j in range(labels.shape[1])]))
+        all_pos = np.ones_like(with_pos)
+        out['floor_f1_macro'] = (float(np.mean([f1_score(with_pos[:, j], all_pos[:, j])
+                                                for j in range(with_pos.shape[1])]))
+                                 if with_pos.size else math.nan)
     if action_labels is not None:
         counts = np.bincount(np.asarray(action_labels).astype(int))
         out['floor_action_top1'] = float(counts.max() / counts.sum())
@@ -96,41 +105,70 @@ def _collect(data_samples) -> tuple[np.ndarray, np.ndarray]:
     return labels, scores
 
 
-@METRICS.register_module()
-class ActionTop1(BaseMetric):
-    """Top-1 over view-averaged class probabilities, plus the majority-class floor."""
+class _TestMetric(BaseMetric):
+    """Keeps every test video's outputs; saves them and bootstrap intervals with the metrics.
+
+    Args:
+        predictions_file (str, optional): ``.npz`` to write ``video_ids``, ``labels`` and
+            ``scores`` (probabilities) to. Defaults to None (not saved).
+    """
 
     default_prefix = ''
+    interval_metrics: tuple[str, ...] = ()
+
+    def __init__(self, predictions_file: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.predictions_file = predictions_file
 
     def process(self, data_batch, data_samples) -> None:
         for sample in data_samples:
             self.results.append(dict(pred_scores=dict(item=sample['pred_scores']['item'].cpu()),
-                                     gt_labels=dict(item=sample['gt_labels']['item'].cpu())))
+                                     gt_labels=dict(item=sample['gt_labels']['item'].cpu()),
+                                     video_id=str(sample.get('video_id', len(self.results)))))
+
+    def _uncertainty(self, results: list, labels: np.ndarray, probs: np.ndarray) -> dict:
+        from benchmark import stats
+        predictions = stats.Predictions(np.array([r['video_id'] for r in results]), labels, probs)
+        if self.predictions_file:
+            np.savez_compressed(self.predictions_file, video_ids=predictions.video_ids,
+                                labels=labels, scores=probs)
+        out = {}
+        for metric in self.interval_metrics:
+            out[f'{metric}_ci_low'], out[f'{metric}_ci_high'] = stats.bootstrap_interval(
+                metric, predictions)
+        return out
+
+
+@METRICS.register_module()
+class ActionTop1(_TestMetric):
+    """Top-1 over view-averaged class probabilities, plus the majority-class floor."""
+
+    interval_metrics = ('action_top1',)
 
     def compute_metrics(self, results: list) -> dict:
         labels, probs = _collect(results)
         labels = labels[:, 0]
         return dict(action_top1=top1_accuracy(labels, probs),
-                    **chance_floors(action_labels=labels))
+                    **chance_floors(action_labels=labels),
+                    **self._uncertainty(results, labels, probs))
 
 
 @METRICS.register_module()
-class PrivacyLeakage(BaseMetric):
+class PrivacyLeakage(_TestMetric):
     """AP, cMAP and F1 of a multi-label privacy model, plus the chance floors.
 
     The model's view-averaged logits (``average_clips='score'``) go through a sigmoid here.
     """
 
-    default_prefix = ''
+    interval_metrics = ('privacy_cmap', 'privacy_f1_macro')
 
     def __init__(self, attributes=PRIVACY_ATTRIBUTES, **kwargs) -> None:
         super().__init__(**kwargs)
         self.attributes = tuple(attributes)
 
-    process = ActionTop1.process
-
     def compute_metrics(self, results: list) -> dict:
         labels, logits = _collect(results)
         probs = 1.0 / (1.0 + np.exp(-logits))
         return dict(**privacy_metrics(labels, probs, self.attributes),
-                    **chance_floors(privacy_labels=labels))
+                    **chance_floors(privacy_labels=labels),
+                    **self._uncertainty(results, labels.astype(int), probs))

@@ -448,7 +448,8 @@ class Protocol:
             test_dataloader=self._dataloader(self.eval_data, 'test', stage,
                                              max(1, sched.batch_size // views),
                                              sched.num_workers, test=True, source=sources['test']),
-            test_evaluator=dict(type='ActionTop1' if stage == 'action' else 'PrivacyLeakage'),
+            test_evaluator=dict(type='ActionTop1' if stage == 'action' else 'PrivacyLeakage',
+                                predictions_file=str(self._predictions_file(stage))),
             test_cfg=dict(type='TestLoop'),
             default_hooks=dict(
                 checkpoint=dict(type='CheckpointHook', interval=sched.checkpoint_interval,
@@ -461,6 +462,12 @@ class Protocol:
         if once_s:  # the stage that wrote the anonymized videos carries their cost
             metrics['time_anonymize_once_s'] = once_s
         return dict(metrics=metrics)
+
+    def _predictions_file(self, stage: str) -> Path:
+        """Per-video test outputs of a target stage (``benchmark.metrics``), for paired tests."""
+        folder = self.run_dir / 'predictions'
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f'{stage}.npz'
 
     def _samples(self) -> None:
         """Save the same test clips, raw and anonymized, for the report's comparison grid."""
@@ -537,6 +544,9 @@ class Protocol:
                 self.client.log_artifact(parent, str(self.run_dir / 'fit' / name), 'anonymizer')
             for name in ('test_frames.npz', 'raw_frames.npz'):
                 self.client.log_artifact(parent, str(self.run_dir / 'samples' / name), 'samples')
+        else:
+            self.client.log_artifact(self.state['runs']['parent'],
+                                     str(self._predictions_file(stage)), 'predictions')
         self.client.set_terminated(run_id, status='FINISHED')
 
     def _finish(self, results: dict, elapsed: float) -> dict:

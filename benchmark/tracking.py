@@ -86,12 +86,32 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def numerics() -> dict[str, str]:
+    """What changes a run's floating-point results on the same code and data: torch's intra-op
+    thread count (reductions split differently), torch's version and its BLAS and CPU kernels."""
+    import re
+
+    import torch
+    config = torch.__config__.show()
+    blas = re.search(r'BLAS_INFO=(\w+)', config)
+    mkl = re.search(r'Math Kernel Library Version ([\w.\-]+)', config)
+    cpu = re.search(r'CPU capability usage: (\w+)', config)
+    parts = [blas.group(1) if blas else 'unknown']
+    if mkl and parts[0] == 'mkl':
+        parts[0] += f' {mkl.group(1)}'
+    if cpu:
+        parts.append(cpu.group(1))
+    return {'threads': str(torch.get_num_threads()), 'torch': torch.__version__,
+            'blas': ', '.join(parts)}
+
+
 def provenance(device: str = 'cpu') -> dict[str, str]:
-    """Commit, machine and command of this process: recorded by every run and benchmark."""
+    """Commit, machine, numerics and command of this process: recorded by every run and
+    benchmark."""
     commit, dirty = git_state()
     return {'commit': commit, 'dirty': str(dirty).lower(), 'device': device_name(device),
             'host': platform.node(), 'command': shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            'date': time.strftime('%Y-%m-%dT%H:%M:%S%z')}
+            'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'), **numerics()}
 
 
 @HOOKS.register_module()

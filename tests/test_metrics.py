@@ -29,7 +29,7 @@ def test_privacy_metrics_match_sklearn_on_random_inputs(seed):
     assert out['privacy_f1_macro'] == pytest.approx(f1_score(labels, probs >= 0.5, average='macro'))
 
 
-def test_attribute_without_positives_is_left_out_of_cmap_not_nan():
+def test_attribute_without_positives_is_left_out_of_cmap_and_f1_not_nan():
     labels = np.array([[1, 0, 1, 0, 1], [0, 1, 1, 0, 0], [1, 1, 0, 0, 1]])
     probs = np.array([[.9, .2, .8, .7, .6], [.1, .8, .7, .4, .3], [.8, .7, .2, .9, .9]])
     out = privacy_metrics(labels, probs)
@@ -37,7 +37,11 @@ def test_attribute_without_positives_is_left_out_of_cmap_not_nan():
     assert out['privacy_cmap_attributes'] == 4
     defined = [out[f'privacy_ap_{a}'] for a in ATTRS if a != 'nudity']
     assert out['privacy_cmap'] == pytest.approx(np.mean(defined))
-    assert out['privacy_f1_nudity'] == 0.0
+    assert math.isnan(out['privacy_f1_nudity'])  # left out of macro F1 too, the same rule
+    f1s = [out[f'privacy_f1_{a}'] for a in ATTRS if a != 'nudity']
+    assert out['privacy_f1_macro'] == pytest.approx(np.mean(f1s))
+    floors = chance_floors(labels)
+    assert floors['floor_f1_macro'] == pytest.approx(0.8)  # 2 of 3 positive in each kept column
 
 
 def test_perfect_and_constant_predictions():

@@ -10,6 +10,8 @@ Files, per profile (profiles are never mixed in one table):
 - ``table1_<profile>.{md,tex,csv}``: every dataset evaluated in-domain, side by side as in the
   paper's Table 1 (one file per profile rather than per dataset, so the paper's layout holds).
 - ``transfer_<profile>.{md,tex,csv}``: rows "trained on A, evaluated on B", when such runs exist.
+- ``paired_<profile>.{md,tex,csv}``: every method against raw frames, paired bootstrap tests on
+  the same seeds and test videos (runs with per-video outputs, protocol version 2 on).
 - ``plots/plane_<profile>``, ``plots/ap_<profile>``, ``plots/curves_<profile>``,
   ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
 """
@@ -82,17 +84,22 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
     older = runs_io.older_data(selected)
     if len(older):
         labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
-        print(f'bench report: left out {len(older)} complete runs on older data ({"; ".join(labels)})')
+        print(f'bench report: left out {len(older)} complete runs on older data or protocol versions ({"; ".join(labels)})')
     if counting.empty:
         raise ValueError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
     written: list[Path] = []
     if from_csv is not None:
         curves = runs_io.load_curves(from_csv.parent / 'curves.csv')
         samples_dir = from_csv.parent / 'samples'
+        predictions_dir = from_csv.parent / 'predictions'
     else:
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
         curves = runs_io.read_curves(tracking_uri, counting, cached)
         samples_dir = results_dir / 'samples'
+        predictions_dir = results_dir / 'predictions'
+        # the tables' intervals and tests read them: exported before the tables are built
+        written += runs_io.fetch_predictions(tracking_uri, counting, predictions_dir)
+    predictions = runs_io.PredictionStore(predictions_dir)
     timings['read'] = time.perf_counter() - start
     shown_curves = None if curves is None else curves[curves.parent_run_id.isin(set(counting.run_id))]
     renderer = plots.Renderer()
@@ -100,7 +107,7 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         grids: list[plots.FigureJob] = []
         for profile in tables.order_profiles(counting.profile):
             written += _profile_report(counting, profile, shown_curves, samples_dir, out,
-                                       extra_methods, renderer, grids)
+                                       extra_methods, renderer, grids, predictions)
         # The figures drawn from the tables are under way in the workers: export meanwhile.
         export_start = time.perf_counter()
         if from_csv is None:
@@ -117,17 +124,18 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
 
 
 def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, renderer,
-                    grids) -> list[Path]:
+                    grids, predictions=None) -> list[Path]:
     """Write the tables of one profile, start drawing its figures on ``renderer`` and queue its
     frame grids on ``grids`` (they wait for the exported samples)."""
     written = []
-    table1 = tables.table1(counting, profile, extra_methods)
+    table1 = tables.table1(counting, profile, extra_methods, predictions)
     if table1.frame.empty:
         return written  # this profile has transfer runs only
     tables_out = [table1]
-    transfer = tables.transfer_table(counting, profile)
-    if transfer is not None:
-        tables_out.append(transfer)
+    for extra in (tables.transfer_table(counting, profile),
+                  tables.paired_table(counting, profile, predictions)):
+        if extra is not None:
+            tables_out.append(extra)
     for table in tables_out:
         stem = out / f'{table.kind}_{profile}'
         written += [_write(stem.with_suffix('.md'), tables.to_markdown(table)),

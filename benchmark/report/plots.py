@@ -194,6 +194,9 @@ def _pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
 def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> list[Path]:
     """Top-1 against cMAP per dataset: method means, seed spread, Pareto front, floor and raw.
 
+    Each method: its mean (square: fixed, circle: learning), bars of ± one seed std on both
+    axes, and its single seeds as faint dots; labels placed clear of each other and the legend.
+
     Args:
         table (Table): Table 1 of one profile (its frame gives the means and floors).
         counting (pd.DataFrame): The counting runs, for the individual seeds.
@@ -215,8 +218,10 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
         yerr = np.nan_to_num(rows.action_top1_std.to_numpy() * 100)
         color = [colors[m] for m in rows.method]
         mine = seeds[seeds.method.isin(set(rows.method))]
-        ax.scatter(mine['metric.privacy_cmap'] * 100, mine['metric.action_top1'] * 100, s=10,
-                   c=[colors[m] for m in mine.method], alpha=0.35, linewidths=0)
+        import seaborn as sns  # here: only the drawing workers pay its import
+        sns.scatterplot(x=mine['metric.privacy_cmap'].to_numpy() * 100,
+                        y=mine['metric.action_top1'].to_numpy() * 100, hue=mine.method.to_numpy(),
+                        palette=colors, s=12, alpha=0.45, linewidth=0, legend=False, ax=ax)
         segments = [[(a - e, b), (a + e, b)] for a, b, e in zip(x, y, xerr)] + [
             [(a, b - e), (a, b + e)] for a, b, e in zip(x, y, yerr)]
         ax.add_collection(LineCollection(segments, colors=color * 2, linewidths=1))
@@ -225,8 +230,6 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
             if which.any():
                 ax.scatter(x[which], y[which], s=36, marker=marker,
                            c=[c for c, w in zip(color, which) if w], zorder=3)
-        for name, a, b in zip(rows.table_name, x, y):
-            ax.annotate(name, (a, b), xytext=(4, 3), textcoords='offset points', fontsize=7)
         points = list(zip(x, y))
         front = _pareto(points)
         if len(front) > 1:
@@ -246,9 +249,65 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
         ax.grid(alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
         keep = [i for i, lab in enumerate(labels) if lab in ('Pareto front', 'chance floor', 'raw')]
+        legend = None
         if keep:
-            ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7, loc='lower right')
+            legend = ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7,
+                               loc='lower right')
+        place_labels(ax, list(rows.table_name), x, y, avoid=[legend] if legend else [])
     return save(fig, stem)
+
+
+def place_labels(ax, names: list[str], x, y, avoid=(), fontsize: float = 7) -> list:
+    """Label points so that no label overlaps another label, a marker, a legend or the edge.
+
+    Each label tries positions around its point, nearest first (right, left, above, below,
+    the diagonals, then farther out with a leader line); it takes the first whose box, measured
+    by the renderer, is inside the axes and clear of every box placed so far. A label that finds
+    no free place is drawn at its last candidate with a leader line (possible only when the
+    panel is crowded beyond what any placement can fix). Returns the text artists.
+    """
+    fig = ax.figure
+    ax.autoscale_view()  # final data limits before measuring where points land
+    if not hasattr(fig.canvas, 'get_renderer'):  # a bare Figure: measure text with Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    taken = [artist.get_window_extent(renderer) for artist in avoid]
+    frame = ax.get_window_extent(renderer)
+    px = fig.dpi / 72.0  # points to pixels
+    marker = 4 * px  # half the side of a marker's box
+    centers = ax.transData.transform(np.column_stack([x, y])) if len(names) else np.empty((0, 2))
+    from matplotlib.transforms import Bbox
+    taken += [Bbox([[cx - marker, cy - marker], [cx + marker, cy + marker]]) for cx, cy in centers]
+    directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
+    candidates = [(d, r) for r in (6, 14, 24, 36) for d in directions]
+    texts = []
+    # crowded points first: they have the fewest free places
+    crowd = [int(np.sum(np.hypot(*(centers - c).T) < 40 * px)) for c in centers]
+    for i in sorted(range(len(names)), key=lambda i: -crowd[i]):
+        cx, cy = centers[i]
+        text = ax.annotate(names[i], (x[i], y[i]), xytext=(0, 0), textcoords='offset points',
+                           fontsize=fontsize, zorder=4)
+        w, h = (lambda b: (b.width, b.height))(text.get_window_extent(renderer))
+        chosen = None
+        for (dx, dy), r in candidates:
+            ox = dx * r * px + (0 if dx > 0 else -w if dx < 0 else -w / 2)
+            oy = dy * r * px + (0 if dy > 0 else -h if dy < 0 else -h / 2)
+            box = Bbox([[cx + ox, cy + oy], [cx + ox + w, cy + oy + h]])
+            inside = (box.x0 >= frame.x0 + 1 and box.x1 <= frame.x1 - 1
+                      and box.y0 >= frame.y0 + 1 and box.y1 <= frame.y1 - 1)
+            chosen = (ox, oy, box, r)
+            if inside and not any(box.overlaps(t) for t in taken):
+                break
+        ox, oy, box, r = chosen
+        text.set_position((ox / px, oy / px))
+        if r > 6:  # a leader line from the point to the label's centre
+            ax.annotate('', (x[i], y[i]), xytext=((box.x0 + w / 2 - cx) / px, (box.y0 + h / 2 - cy) / px),
+                        textcoords='offset points', arrowprops=dict(arrowstyle='-', color='0.5',
+                                                                   linewidth=0.5, shrinkA=0, shrinkB=3))
+        taken.append(box)
+        texts.append(text)
+    return texts
 
 
 def attribute_ap(table: Table, counting: pd.DataFrame, stem: Path) -> list[Path]:

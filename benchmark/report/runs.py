@@ -10,6 +10,8 @@ reads exactly that. Results are data first (benchopt's result files, timm's ``re
   from ``benchmark.metrics.METRIC_SPECS``, empty where a metric declares none, e.g. times).
 - ``curves.csv``: the step-wise training histories (``train_*``) of the stage child runs
   of the runs that count: ``parent_run_id, run_id, stage, metric, step, value``.
+- ``predictions/<run_id>/{action,privacy}.npz``: the per-video test outputs of each counting
+  run (video ids, labels, probabilities), for the report's intervals and paired tests.
 - ``samples/<method>_<dataset>_<profile>.npz``: the anonymized test frames of one counting run
   (arrays ``frames``, ``video_ids``, ``run_id``) and ``samples/input_<dataset>_<profile>.npz``
   the same clips before anonymization, for the frame comparison grid.
@@ -17,7 +19,8 @@ reads exactly that. Results are data first (benchopt's result files, timm's ``re
 Which runs count (``counting_runs``): for each (method, train_dataset, dataset, profile, seed),
 the newest run by start time whose ``bench.complete`` tag is ``true``, among the runs on the
 dataset's current data: the ``bench.data_version`` of its newest complete run (a run without
-the tag is on the version before the tag existed). Runs on older data never mix in.
+the tag is on the version before the tag existed) judged by the protocol version of that run.
+Runs on older data or an older protocol never mix in.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ TAG_COLUMNS = {
     'host': 'bench.host', 'command': 'bench.command',
     'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
     'encoder': 'bench.encoder', 'data_version': 'bench.data_version',
+    'threads': 'bench.threads', 'torch': 'bench.torch', 'blas': 'bench.blas',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
@@ -189,18 +193,29 @@ def _only(experiments: dict[str, str], datasets: list[str] | None) -> dict[str, 
 
 
 def data_label(dataset: str, version) -> str:
-    """``vp_synth generator 2``; runs from before the tag existed are ``(unversioned)``."""
-    return f'{dataset} {version if isinstance(version, str) and version else "(unversioned)"}'
+    """``vp_synth generator 2, protocol 2``; runs from before the data tag existed are
+    ``(unversioned)``."""
+    version = version if isinstance(version, str) else ''
+    if not version or version.startswith(','):
+        version = '(unversioned)' + version
+    return f'{dataset} {version}'
 
 
 def data_versions(runs: pd.DataFrame) -> pd.Series:
-    if 'data_version' not in runs:
-        return pd.Series('', index=runs.index)
-    return runs.data_version.fillna('').astype(str)
+    """What a run's numbers rest on: its data version and the protocol version that judged it.
+
+    Runs on another basis are not comparable: a new vp_synth generator changes the videos, a
+    new protocol version the target models or the metrics.
+    """
+    column = (lambda name: runs[name].fillna('').astype(str) if name in runs
+              else pd.Series('', index=runs.index))
+    protocol = column('protocol_version')
+    return column('data_version') + protocol.where(protocol == '', ', protocol ' + protocol)
 
 
 def older_data(runs: pd.DataFrame) -> pd.DataFrame:
-    """Complete runs left out because their dataset has newer data (see the module docstring)."""
+    """Complete runs left out because their dataset has newer data or a newer protocol version
+    (see the module docstring)."""
     complete = runs[runs.complete.str.lower() == 'true']
     version = data_versions(complete)
     newest = complete.assign(_v=version).sort_values(['start_time', 'run_id'], kind='stable')
@@ -412,6 +427,73 @@ def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_di
                 have_input.add((dataset, profile))
                 written.append(raw_target)
     return written
+
+
+PREDICTION_STAGES = ('action', 'privacy')
+
+
+def prediction_path(predictions_dir: Path, run_id: str, stage: str) -> Path:
+    """Where the exported per-video test outputs of one run's stage live."""
+    return predictions_dir / run_id / f'{stage}.npz'
+
+
+def fetch_predictions(tracking_uri: str | None, counting: pd.DataFrame,
+                      predictions_dir: Path) -> list[Path]:
+    """Export the logged per-video test outputs (``predictions/<stage>.npz``) of the counting
+    runs to ``predictions_dir/<run_id>/``, and remove those of runs that no longer count.
+
+    Files already exported are kept (a complete run's artifacts never change). Runs logged
+    before protocol version 2 have none; the report then shows no intervals for them.
+    """
+    wanted = set(counting.run_id)
+    if predictions_dir.is_dir():
+        for folder in predictions_dir.iterdir():
+            if folder.is_dir() and folder.name not in wanted:
+                shutil.rmtree(folder)
+    todo = [(run_id, stage) for run_id in counting.run_id for stage in PREDICTION_STAGES
+            if not prediction_path(predictions_dir, run_id, stage).is_file()]
+    written = [prediction_path(predictions_dir, r, s) for r in counting.run_id
+               for s in PREDICTION_STAGES if (r, s) not in set(todo)]
+    if not todo:
+        return written
+    with tempfile.TemporaryDirectory() as tmp:
+        artifacts = _Artifacts(tracking_uri, sorted({r for r, _ in todo}), tmp)
+        for run_id, stage in todo:
+            local = artifacts.get(run_id, f'predictions/{stage}.npz')
+            if local is None:
+                continue
+            target = prediction_path(predictions_dir, run_id, stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + '.partial')
+            shutil.copyfile(local, partial)
+            os.replace(partial, target)
+            written.append(target)
+    return written
+
+
+class PredictionStore:
+    """Reads exported per-video test outputs: ``get(run_id, stage)`` gives
+    ``benchmark.stats.Predictions`` or None when the run has none."""
+
+    def __init__(self, predictions_dir: Path | None) -> None:
+        self.folder = predictions_dir
+        self._cache: dict[tuple[str, str], object] = {}
+
+    def get(self, run_id: str, stage: str):
+        from benchmark.stats import Predictions
+        key = (run_id, stage)
+        if key not in self._cache:
+            path = prediction_path(self.folder, run_id, stage) if self.folder else None
+            value = None
+            if path is not None and path.is_file():
+                try:
+                    with np.load(path, allow_pickle=False) as data:
+                        value = Predictions(data['video_ids'], data['labels'], data['scores'])
+                except (OSError, ValueError, KeyError) as err:
+                    raise ValueError(f'{path}: not a predictions export ({err}); delete it and '
+                                     f'run `bench report` again') from None
+            self._cache[key] = value
+        return self._cache[key]
 
 
 def export_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, results_dir: Path) -> list[Path]:

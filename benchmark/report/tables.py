@@ -114,8 +114,11 @@ def header_of(records: list[Record], profile: str) -> dict[str, str]:
             'runs': str(len(records)),
             'protocol': ', '.join(sorted({r['protocol_version'] for r in records
                                           if r['protocol_version']})) or 'unknown',
-            'data': '; '.join(sorted({runs_io.data_label(r['dataset'], r.get('data_version'))
-                                     for r in records}))}
+            'data': '; '.join(sorted(set(map(runs_io.data_label, (r['dataset'] for r in records),
+                                             runs_io.data_versions(pd.DataFrame(records)))))),
+            'threads': ', '.join(sorted({str(r.get('threads') or '') for r in records} - {''})) or 'unknown',
+            'libraries': '; '.join(sorted({f'torch {r["torch"]}, BLAS {r.get("blas") or "unknown"}'
+                                          for r in records if r.get('torch')})) or 'unknown'}
 
 
 def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
@@ -129,27 +132,81 @@ def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]
     return order
 
 
-def _mark(rows: list[dict], columns: list[tuple[str, float, int, bool]]) -> None:
-    """Set ``<column>_mark`` to best / second among learning-based rows, per dataset."""
+def _mark(rows: list[dict], columns: list[tuple[str, float, int, bool]], tester=None) -> None:
+    """Set ``<column>_mark`` to best / second among learning-based rows, per dataset.
+
+    A mark needs a significant paired difference (``benchmark.stats.paired_test`` at
+    ``stats.SIGNIFICANCE``): best when the leader beats the runner-up, second when best is
+    marked and the runner-up beats the third. ``tester(metric,
+    method_a, method_b, dataset)`` returns the test's result or None when the runs have no
+    per-video outputs to test; then nothing is marked. Columns without a test (nLeak) follow
+    the cMAP marks.
+    """
+    from benchmark.stats import SIGNIFICANCE
     for column, scale, decimals, higher in columns:
         for row in rows:
             row[f'{column}_mark'] = ''
+            row.setdefault(f'{column}_p', math.nan)
+        metric = column.removesuffix('_mean')
+        if tester is None or metric not in _TESTED:
+            continue
         for dataset in dict.fromkeys(r['dataset'] for r in rows):
             pool = [r for r in rows if r['dataset'] == dataset and r['row_kind'] == 'method'
                     and r['privacy_learning'] == 'true' and not math.isnan(r[column])]
-            shown = [round(r[column] * scale, decimals) for r in pool]
-            ranks = sorted(set(shown), reverse=higher)
-            for rank, label in zip(ranks[:2], ('best', 'second')):
-                for r, value in zip(pool, shown):
-                    if value == rank:
-                        r[f'{column}_mark'] = label
+            pool.sort(key=lambda r: r[column], reverse=higher)
+            # best beats the runner-up, second beats the third; a sole method is best of nothing
+            for rank, label in enumerate(('best', 'second')):
+                if rank + 1 >= len(pool):
+                    break
+                result = tester(metric, pool[rank]['method'], pool[rank + 1]['method'], dataset)
+                if result is None:
+                    break
+                pool[rank][f'{column}_p'] = result.p_value
+                if not result.significant(SIGNIFICANCE):
+                    break
+                pool[rank][f'{column}_mark'] = label
+    leak, cmap = f'{LEAK}_mark', 'privacy_cmap_mean_mark'
+    for row in rows:
+        if leak in row and cmap in row:
+            row[leak] = row[cmap]
+
+
+_TESTED = ('action_top1', 'privacy_cmap', 'privacy_f1_macro')
+
+
+def _run_groups(records: list[Record], predictions, stage: str) -> dict | None:
+    """Seed -> Predictions of one method's runs on one dataset, or None if any run lacks them."""
+    out = {}
+    for r in records:
+        found = predictions.get(r['run_id'], stage) if predictions is not None else None
+        if found is None:
+            return None
+        out[r['seed']] = found
+    return out or None
+
+
+def _tester(buckets: dict, predictions):
+    """``tester(metric, a, b, dataset)`` for ``_mark`` and the paired table, memoized."""
+    from benchmark import stats
+    cache: dict = {}
+
+    def test(metric: str, a: str, b: str, dataset: str):
+        key = (metric, a, b, dataset)
+        if key not in cache:
+            stage = stats.METRICS[metric][0]
+            runs_a = _run_groups(buckets.get((dataset, a), []), predictions, stage)
+            runs_b = _run_groups(buckets.get((dataset, b), []), predictions, stage)
+            cache[key] = (stats.paired_test(metric, runs_a, runs_b)
+                          if runs_a and runs_b else None)
+        return cache[key]
+    return test
 
 
 def _in_domain(record: Record) -> bool:
     return record['train_dataset'] in (record['dataset'], '')
 
 
-def table1(counting: pd.DataFrame, profile: str, extra_methods=()) -> Table:
+def table1(counting: pd.DataFrame, profile: str, extra_methods=(), predictions=None) -> Table:
     """Table 1 of one profile: every dataset evaluated in-domain, methods in the paper's order.
 
     Args:
@@ -157,7 +214,11 @@ def table1(counting: pd.DataFrame, profile: str, extra_methods=()) -> Table:
         profile (str): The profile of this table; runs of other profiles are ignored.
         extra_methods (iterable of str): Registered methods to list as "not run" when they have
             no runs. Defaults to none.
+        predictions (runs.PredictionStore, optional): Per-video test outputs of the runs, for
+            the bootstrap intervals and the paired tests behind the best/second marks.
+            Defaults to None (no intervals, no marks).
     """
+    from benchmark import stats
     records = [r for r in counting.to_dict('records') if r['profile'] == profile and _in_domain(r)]
     datasets = order_datasets({r['dataset'] for r in records})
     methods = _method_order(records, extra_methods)
@@ -188,6 +249,9 @@ def table1(counting: pd.DataFrame, profile: str, extra_methods=()) -> Table:
                    'seeds': _seeds(group)}
             for metric, *_ in TABLE_METRICS:
                 stat = _stats(_metric(group, metric))
+                runs_of_row = _run_groups(group, predictions, stats.METRICS[metric][0])
+                stat['ci_low'], stat['ci_high'] = (stats.group_interval(metric, runs_of_row)
+                                                   if runs_of_row else (math.nan, math.nan))
                 reported = paper.paper_value(method, dataset, metric)
                 row.update({f'{metric}_{k}': v for k, v in stat.items()})
                 row[f'paper_{metric}'] = math.nan if reported is None else reported
@@ -202,29 +266,38 @@ def table1(counting: pd.DataFrame, profile: str, extra_methods=()) -> Table:
         for metric, *_ in TABLE_METRICS:
             floor_row.update({f'{metric}_{k}': v for k, v in floors[metric].items()})
             floor_row.update({f'{metric}_std': math.nan, f'paper_{metric}': math.nan,
-                              f'diff_{metric}': math.nan})
+                              f'diff_{metric}': math.nan, f'{metric}_ci_low': math.nan,
+                              f'{metric}_ci_high': math.nan})
         floor_row[LEAK] = 0.0 if leak_scale and not math.isnan(leak_scale) else math.nan
         floor_row.update(_provenance(on_dataset))
         rows.append(floor_row)
     _mark(rows, [(f'{m}_mean', scale, dec, _higher_is_better(m)) for m, _, scale, dec in TABLE_METRICS]
-          + [(LEAK, 1.0, LEAK_DECIMALS, False)])
+          + [(LEAK, 1.0, LEAK_DECIMALS, False)], _tester(buckets, predictions))
     frame = pd.DataFrame(rows, columns=_table1_columns())
+    has_intervals = bool(frame[[f'{m}_ci_low' for m, *_ in TABLE_METRICS]].notna().any().any())
     return Table('table1', profile, frame, header_of(records, profile),
-                 notes + _table1_notes(datasets))
+                 notes + _table1_notes(datasets, has_intervals))
 
 
 def _table1_columns() -> list[str]:
     columns = ['profile', 'dataset', 'row_kind', 'method', 'table_name', 'privacy_learning',
                'readable', 'status', 'n_seeds', 'seeds']
     for metric, *_ in TABLE_METRICS:
-        columns += [f'{metric}_{k}' for k in ('mean', 'std', 'min', 'max')]
-        columns += [f'{metric}_mean_mark', f'paper_{metric}', f'diff_{metric}']
+        columns += [f'{metric}_{k}' for k in ('mean', 'std', 'min', 'max', 'ci_low', 'ci_high')]
+        columns += [f'{metric}_mean_mark', f'{metric}_mean_p', f'paper_{metric}', f'diff_{metric}']
     return columns + [LEAK, f'{LEAK}_mark', 'commits', 'devices']
 
 
-def _table1_notes(datasets: list[str]) -> list[str]:
+def _table1_notes(datasets: list[str], has_intervals: bool = False) -> list[str]:
+    from benchmark import stats
     notes = ['Top-1 and cMAP in %, F1 as a fraction; ours: mean ± sample std over seeds, n = seeds '
-             '(the newest complete run per method, dataset and seed).',
+             '(the newest complete run per method, dataset and seed).']
+    if has_intervals:
+        notes.append(f'[low, high]: {stats.CONFIDENCE:.0%} bootstrap interval of the seed mean, '
+                     f'resampling test videos and seeds together ({stats.N_BOOT:,} resamples, '
+                     'benchmark/stats.py); a difference between two rows is only meaningful where '
+                     'the paired test says so (paired_<profile>.md).')
+    notes += [
              f'paper: the numbers reported in {paper.citation().rstrip(".")}; Δ = ours − paper '
              '(percentage points for Top-1 and cMAP).']
     without = [paper.dataset_title(d) for d in datasets if d not in paper.PAPER_DATASETS]
@@ -242,7 +315,10 @@ def _table1_notes(datasets: list[str]) -> list[str]:
     notes.append('nLeak = (cMAP − floor) / (raw cMAP − floor): 1 leaks as much as raw frames, '
                  '0 is chance; n/a without raw runs.')
     notes.append('Bold: best, underlined: second best among learning-based methods (Privacy '
-                 'learning ✓), per column in its direction (↑ higher, ↓ lower is better).')
+                 'learning ✓), per column in its direction (↑ higher, ↓ lower is better), marked '
+                 'only where a paired bootstrap test over the same test videos and seeds finds the '
+                 f'difference to the next method significant at p < {stats.SIGNIFICANCE} (two-sided); '
+                 'never for a sole learning method. nLeak follows the cMAP marks.')
     notes.append('Privacy learning and Readability come from each method\'s own tags: what the '
                  'method is designed to do, not a judgement of the frames these runs produced '
                  '(look at the frame grid, plots/frames_<dataset>_<profile>.png); the paper\'s '
@@ -301,6 +377,73 @@ def transfer_table(counting: pd.DataFrame, profile: str) -> Table | None:
     return Table('transfer', profile, pd.DataFrame(rows), header_of(transfer, profile), notes)
 
 
+def paired_table(counting: pd.DataFrame, profile: str, predictions, reference: str = 'raw') -> Table | None:
+    """Every method against ``reference`` (raw frames) on the same seeds and test videos.
+
+    One row per (dataset, method, metric): the difference method − reference of the
+    seed-averaged metric, its bootstrap interval and the two-sided p-value of the paired test
+    (``benchmark.stats.paired_test``). None when no pair has per-video outputs.
+    """
+    from benchmark import stats
+    records = [r for r in counting.to_dict('records') if r['profile'] == profile and _in_domain(r)]
+    buckets: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    test = _tester(buckets, predictions)
+    names = {r['method']: r['table_name'] or r['method'] for r in records}
+    order = [m for m, _ in _method_order(records, ())]
+    rows = []
+    for dataset in order_datasets({r['dataset'] for r in records}):
+        for method in order:
+            if method == reference or (dataset, method) not in buckets:
+                continue
+            for metric, *_ in TABLE_METRICS:
+                result = test(metric, method, reference, dataset)
+                if result is None:
+                    continue
+                rows.append({'profile': profile, 'dataset': dataset, 'method': method,
+                             'table_name': names[method], 'reference': reference, 'metric': metric,
+                             'difference': result.difference, 'ci_low': result.low,
+                             'ci_high': result.high, 'p_value': result.p_value,
+                             'significant': result.significant(stats.SIGNIFICANCE),
+                             'seeds': result.seeds, 'videos': result.videos})
+    if not rows:
+        return None
+    notes = [f'Δ = method − {names.get(reference, reference)}, mean over the seeds both have, on the '
+             f'same test videos; [low, high]: {stats.CONFIDENCE:.0%} interval of Δ from a paired '
+             f'bootstrap resampling test videos and seeds together ({stats.N_BOOT:,} resamples); '
+             'p: two-sided, twice the share of resamples on the far side of zero.',
+             f'*: significant at p < {stats.SIGNIFICANCE}. A difference without * is inside the '
+             'noise of these seeds and test videos.',
+             'Top-1 and cMAP in percentage points, F1 as a fraction.']
+    return Table('paired', profile, pd.DataFrame(rows), header_of(records, profile), notes)
+
+
+def _paired_cells(table: Table, style: str):
+    frame = table.frame
+    delta, star = ('Δ', '*') if style == 'md' else (r'$\Delta$', '*')
+    header = ['Dataset', 'Method']
+    for metric, name, _, _ in TABLE_METRICS:
+        header += [f'{delta}{name} vs raw', 'p']
+    header += ['seeds', 'videos']
+    body = []
+    for (dataset, method), group in frame.groupby(['dataset', 'method'], sort=False):
+        by_metric = {r['metric']: r for r in group.to_dict('records')}
+        first = next(iter(by_metric.values()))
+        cells = [paper.dataset_title(dataset), first['table_name']]
+        for metric, *_ in TABLE_METRICS:
+            r = by_metric.get(metric)
+            if r is None:
+                cells += ['', '']
+                continue
+            text = (f'{_signed(r["difference"], metric)} [{_signed(r["ci_low"], metric)}, '
+                    f'{_signed(r["ci_high"], metric)}]')
+            cells += [text + (star if r['significant'] else ''), f'{r["p_value"]:.3f}']
+        cells += [str(first['seeds']), str(first['videos'])]
+        body.append(('method', cells))
+    return header, body, []
+
+
 # ---------------------------------------------------------------- rendering
 
 def _display(value: float, metric: str) -> str:
@@ -322,14 +465,18 @@ def _ours(row, metric: str, pm: str) -> str:
         low, high = _display(row[f'{metric}_min'], metric), _display(row[f'{metric}_max'], metric)
         return mean if low == high else f'{low}–{high}'
     std = _display(row[f'{metric}_std'], metric)
-    return f'{mean}{pm}{std}' if std else mean
+    text = f'{mean}{pm}{std}' if std else mean
+    low, high = (_display(row.get(f'{metric}_ci_low', math.nan), metric),
+                 _display(row.get(f'{metric}_ci_high', math.nan), metric))
+    return f'{text} [{low}, {high}]' if low and high else text
 
 
 def _header_lines(table: Table) -> list[str]:
     h = table.header
     return [f'profile: {h["profile"]}', f'runs: {h["runs"]} (newest {h["newest"]})',
             f'commits: {h["commits"]}', f'devices: {h["devices"]}',
-            f'protocol version: {h["protocol"]}', f'data: {h["data"]}']
+            f'protocol version: {h["protocol"]}', f'data: {h["data"]}',
+            f'threads per run: {h["threads"]}', f'libraries: {h["libraries"]}']
 
 
 def _check(flag: str, yes: str) -> str:
@@ -395,12 +542,12 @@ def _md_escape(text: str) -> str:
 
 def to_markdown(table: Table) -> str:
     """Markdown: header lines, the table, the notes."""
-    title = (f'# Table 1, profile `{table.profile}`' if table.kind == 'table1'
-             else f'# Transfer, profile `{table.profile}`')
+    title = {'table1': f'# Table 1, profile `{table.profile}`',
+             'transfer': f'# Transfer, profile `{table.profile}`',
+             'paired': f'# Paired comparisons with raw frames, profile `{table.profile}`'}[table.kind]
     lines = ['<!-- generated by `bench report`; do not edit by hand -->', title, '']
     lines += [f'- {line}' for line in _header_lines(table)] + ['']
-    header, body, _ = (_table1_cells(table, 'md') if table.kind == 'table1'
-                       else _transfer_cells(table, 'md'))
+    header, body, _ = _CELLS[table.kind](table, 'md')
     lines.append('| ' + ' | '.join(header) + ' |')
     lines.append('|' + '|'.join(['---'] + [':---:'] * (len(header) - 1)) + '|')
     for _, cells in body:
@@ -422,8 +569,7 @@ def tex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     """A booktabs ``table*`` (needs booktabs, graphicx for resizebox, amssymb for checkmark)."""
-    header, body, spans = (_table1_cells(table, 'tex') if table.kind == 'table1'
-                           else _transfer_cells(table, 'tex'))
+    header, body, spans = _CELLS[table.kind](table, 'tex')
     lines = ['% generated by `bench report`; do not edit by hand',
              '% needs \\usepackage{booktabs,graphicx,amssymb}']
     lines += [f'% {line}' for line in _header_lines(table)]
@@ -434,10 +580,14 @@ def to_latex(table: Table) -> str:
                    'better), mean ± std over n seeds, beside the paper\'s numbers and Δ = ours − '
                    'paper; nLeak = (cMAP − floor) / (raw cMAP − floor). Bold: best, underlined: '
                    'second best learning-based method.')
-    else:
+    elif table.kind == 'transfer':
         caption = ('Transfer: anonymizer trained on the first dataset, target models trained and '
                    'tested on the second; in-domain: anonymizer trained on the second; '
                    'Δ = transfer − in-domain.')
+    else:
+        caption = ('Paired comparisons with raw frames: Δ = method − raw on the same seeds and test '
+                   'videos, its 95 % paired bootstrap interval and two-sided p; * significant at '
+                   'p < 0.05.')
     caption += f' Profile {h["profile"]}, {h["runs"]} runs, commits {h["commits"]}, {h["devices"]}.'
     lines += [r'\begin{table*}[t]', r'\centering',
               r'\caption{' + tex_escape(caption) + '}',
@@ -498,6 +648,9 @@ def _transfer_cells(table: Table, style: str):
         cells.append(str(row['n_seeds']) if row['row_kind'] == 'method' else '')
         body.append((row['row_kind'], cells))
     return header, body, []
+
+
+_CELLS = {'table1': _table1_cells, 'transfer': _transfer_cells, 'paired': _paired_cells}
 
 
 def to_csv(table: Table) -> str:

@@ -50,6 +50,28 @@ RUNS = [
 ]
 
 
+# Per-video test outputs of the vp_hmdb51 smoke runs, for the intervals and paired tests:
+# action: the first round(top1 * N) videos right (nested sets, so a higher top-1 is a
+# significant gain); privacy: scores that rank positives first with this method's signal, all
+# above 0.5 (every method predicts all positive: equal F1, so no F1 difference is significant).
+N_VIDEOS = 400
+PRIVACY_SIGNAL = {'raw': 4.0, 'spact': 3.0, 'blackening': 2.0, 'mymethod': 1.0, 'raprivacy': 0.2}
+
+
+def predictions(method: str, seed: int, top1: float) -> dict[str, dict]:
+    rng = np.random.default_rng(seed)
+    ids = np.array([f'video_{i:03d}' for i in range(N_VIDEOS)])
+    actions = np.arange(N_VIDEOS) % 10
+    probs = np.full((N_VIDEOS, 10), 0.05)
+    right = round(top1 * N_VIDEOS)
+    probs[np.arange(N_VIDEOS), np.where(np.arange(N_VIDEOS) < right, actions, (actions + 1) % 10)] = 0.55
+    labels = np.random.default_rng(123).integers(0, 2, size=(N_VIDEOS, len(PRIVACY_ATTRIBUTES)))
+    noise = rng.normal(size=labels.shape)
+    scores = 0.6 + 0.35 / (1 + np.exp(-(PRIVACY_SIGNAL[method] * (labels - 0.5) + noise)))
+    return {'action': dict(video_ids=ids, labels=actions, scores=probs),
+            'privacy': dict(video_ids=ids, labels=labels, scores=scores)}
+
+
 def _log_parent(client, experiments, spec, artifacts_dir: Path) -> str:
     from mlflow.entities import Metric, Param
 
@@ -96,10 +118,16 @@ def _log_parent(client, experiments, spec, artifacts_dir: Path) -> str:
         raw = rng.integers(0, 255, size=(3, 4, 16, 16, 3), dtype=np.uint8)
         frames = raw if method == 'raw' else (raw // 4).astype(np.uint8)
         folder = artifacts_dir / run_id
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         np.savez(folder / 'test_frames.npz', frames=frames, video_ids=np.array(['v1', 'v2', 'v3']))
         np.savez(folder / 'raw_frames.npz', frames=raw, video_ids=np.array(['v1', 'v2', 'v3']))
         client.log_artifacts(run_id, str(folder), artifact_path='samples')
+    if dataset == 'vp_hmdb51' and profile == 'smoke':
+        folder = artifacts_dir / run_id / 'predictions'
+        folder.mkdir(parents=True)
+        for stage, arrays in predictions(method, seed, top1).items():
+            np.savez(folder / f'{stage}.npz', **arrays)
+        client.log_artifacts(run_id, str(folder), artifact_path='predictions')
     client.set_terminated(run_id, 'FINISHED' if complete else 'FAILED', end_time=T0 + (at + 5) * 1000)
     return run_id
 

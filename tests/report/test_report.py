@@ -4,12 +4,14 @@ table, the --from rebuild and the figures."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from benchmark.report import paper, runs as runs_io
+from tests.report.conftest import N_VIDEOS
 
 PAPER_ORDER = ['raw', 'depth', 'downsample_2x', 'downsample_4x', 'blackening', 'strong_blur',
                'weak_blur', 'collective', 'vita', 'spact', 'stprivacy', 'raprivacy']
@@ -104,10 +106,51 @@ def test_best_and_second_among_learning_methods(built, table1):
     # cMAP, lower is better: raprivacy 0.67, mymethod 0.69
     assert marks['raprivacy'].privacy_cmap_mean_mark == 'best'
     assert marks['mymethod'].privacy_cmap_mean_mark == 'second'
+    # each mark stands on a significant paired test against the next method
+    assert marks['raprivacy'].action_top1_mean_p < 0.05
+    assert marks['mymethod'].action_top1_mean_p < 0.05
+    # F1: every method predicts every attribute positive, so no difference is significant
+    for method in ('raprivacy', 'mymethod', 'blackening'):
+        assert pd.isna(marks[method].privacy_f1_macro_mean_mark) or marks[method].privacy_f1_macro_mean_mark == ''
+    assert marks['raprivacy'].privacy_f1_macro_mean_p > 0.05
     md = (built['root'] / 'reports' / 'table1_smoke.md').read_text()
-    assert '**49.00 ± 1.41**' in md and '<ins>45.00</ins>' in md
+    assert re.search(r'\*\*49\.00 ± 1\.41 \[\d+\.\d\d, \d+\.\d\d\]\*\*', md)
+    assert re.search(r'<ins>45\.00 \[\d+\.\d\d, \d+\.\d\d\]</ins>', md)
     tex = (built['root'] / 'reports' / 'table1_smoke.tex').read_text()
-    assert r'\textbf{49.00 $\pm$ 1.41}' in tex and r'\underline{45.00}' in tex
+    assert r'\textbf{49.00 $\pm$ 1.41 [' in tex and r'\underline{45.00 [' in tex
+
+
+def test_no_mark_without_per_video_outputs_or_for_a_sole_learning_method(table1):
+    # vp_synth: raprivacy is the only learning method (and its runs logged no predictions)
+    rap = row(table1, 'vp_synth', 'raprivacy')
+    assert all(pd.isna(rap[c]) or rap[c] == '' for c in
+               ('action_top1_mean_mark', 'privacy_cmap_mean_mark', 'normalized_leakage_mark'))
+    assert math.isnan(rap.action_top1_ci_low)
+
+
+def test_bootstrap_interval_of_each_row_holds_its_mean(table1):
+    for method in ('raw', 'blackening', 'raprivacy', 'spact', 'mymethod'):
+        r = row(table1, 'vp_hmdb51', method)
+        for metric in ('action_top1', 'privacy_cmap', 'privacy_f1_macro'):
+            assert r[f'{metric}_ci_low'] <= r[f'{metric}_ci_high']
+    # one seed of 400 videos at top-1 0.45: about 0.45 +- 1.96 * sqrt(0.45 * 0.55 / 400)
+    mine = row(table1, 'vp_hmdb51', 'mymethod')
+    assert mine.action_top1_ci_low == pytest.approx(0.45 - 0.049, abs=0.012)
+    assert mine.action_top1_ci_high == pytest.approx(0.45 + 0.049, abs=0.012)
+
+
+def test_paired_table_against_raw(built):
+    paired = pd.read_csv(built['root'] / 'reports' / 'paired_smoke.csv')
+    assert set(paired.dataset) == {'vp_hmdb51'} and 'raw' not in set(paired.method)
+    top1 = paired[(paired.metric == 'action_top1')].set_index('method')
+    # raprivacy vs raw on seeds 0 and 1: 0.49 - 0.51
+    assert top1.loc['raprivacy', 'difference'] == pytest.approx(-0.02)
+    assert top1.loc['raprivacy', 'seeds'] == 2 and top1.loc['raprivacy', 'videos'] == N_VIDEOS
+    assert bool(top1.loc['spact', 'significant'])
+    f1 = paired[paired.metric == 'privacy_f1_macro']
+    assert not f1.significant.any() and (f1.difference == 0).all()
+    md = (built['root'] / 'reports' / 'paired_smoke.md').read_text()
+    assert 'Paired comparisons' in md and 'inside the noise' in md
 
 
 def test_markdown_header_names_profile_commits_devices(built):
@@ -267,3 +310,29 @@ def test_runs_on_older_data_never_count():
     # an export from before the column existed: one version, the newest run per seed counts
     assert sorted(runs_io.counting_runs(runs.drop(columns='data_version')).run_id) == [
         'b', 'c', 'd', 'e']
+
+
+def test_plane_labels_never_overlap_each_other_markers_or_the_legend():
+    """Crowded points (the committed cpu plane had Depth Image on Blackening) get labels placed
+    apart, inside the axes, clear of the legend."""
+    from matplotlib.figure import Figure
+    from benchmark.report.plots import place_labels
+    fig = Figure(figsize=(4.4, 3.5))
+    ax = fig.subplots()
+    x = np.array([74.3, 75.3, 75.0, 77.6, 77.4, 77.0, 72.0, 84.5, 67.8])
+    y = np.array([100.0, 99.7, 99.0, 66.3, 17.8, 58.4, 21.3, 89.4, 50.6])
+    names = ['Depth Image', 'Blackening', 'Another Method', 'Downsample-2x', 'Downsample-4x',
+             'WeakBlur', 'StrongBlur', 'Raw Data', 'RAPrivacy']
+    ax.scatter(x, y)
+    ax.axhline(10, label='chance floor')
+    legend = ax.legend(loc='lower right')
+    texts = place_labels(ax, names, x, y, avoid=[legend])
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    frame = ax.get_window_extent(renderer)
+    legend_box = legend.get_window_extent(renderer)
+    for i, box in enumerate(boxes):
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+        assert not box.overlaps(legend_box), names[i]
+        for j in range(i):
+            assert not box.overlaps(boxes[j]), (names[i], names[j])
