@@ -5,7 +5,8 @@ seed, their mean and sample standard deviation, in percent. The committed record
 ``results/seed_spread_cpu.json`` holds the spreads before (protocol 1, batch 16 for 15 epochs)
 and after (protocol 2, batch 32 for 22 epochs) the cpu profile's target schedule changed.
 
-    python scripts/seed_spread.py --profile cpu --out results/seed_spread_cpu.json
+    python scripts/seed_spread.py --runs results/archive/protocol1/runs.csv results/runs.csv \
+        --profile cpu --out results/seed_spread_cpu.json
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -33,8 +35,9 @@ def spreads(runs, profile: str) -> list[dict]:
     for (basis, dataset, method), group in newest.groupby(['_basis', 'dataset', 'method']):
         group = group.sort_values('seed', key=lambda s: s.astype(int))
         row = {'dataset': dataset, 'data_and_protocol': runs_io.data_label(dataset, basis), 'method': method,
-               'seeds': [int(s) for s in group.seed], 'dirty': sorted(set(group.dirty)),
-               'threads': sorted(set(group.get('threads', group.seed * 0).astype(str)) - {'', 'nan'})}
+               'seeds': [int(s) for s in group.seed],
+               'dirty': sorted(set(group.dirty.fillna('').astype(str))),
+               'threads': sorted(set(group.get('threads', pd.Series(dtype=str)).fillna('').astype(str)) - {''})}
         for metric in ('action_top1', 'privacy_cmap'):
             values = group[f'metric.{metric}'].astype(float).to_numpy() * 100
             row[metric] = [round(v, 2) for v in values]
@@ -46,11 +49,13 @@ def spreads(runs, profile: str) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--runs', default='results/runs.csv')
+    parser.add_argument('--runs', nargs='+', default=['results/runs.csv'],
+                        help='runs.csv exports, read together (a run found twice counts once)')
     parser.add_argument('--profile', default='cpu')
     parser.add_argument('--out', default='results/seed_spread_cpu.json')
     args = parser.parse_args(argv)
-    rows = spreads(runs_io.load_runs(Path(args.runs)), args.profile)
+    runs = pd.concat([runs_io.load_runs(Path(p)) for p in args.runs], ignore_index=True)
+    rows = spreads(runs.drop_duplicates('run_id'), args.profile)
     prov = tracking.provenance('cpu')
     record = {'command': prov['command'], 'commit': prov['commit'], 'dirty': prov['dirty'],
               'machine': prov['device'], 'source': args.runs, 'profile': args.profile, 'methods': rows}

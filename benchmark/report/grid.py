@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from benchmark.report import paper
-from benchmark.report.plots import save
+from benchmark.report.plots import save, text_width
 from benchmark.report.runs import input_path, sample_path
 
 
@@ -59,7 +59,9 @@ def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tupl
     # interpolation 'none' keeps the PDF's image at its own pixels, scaled by the page.
     zoom = _TILE_PX / max(tile_h, tile_w)
     step_h, step_w = (tile_h + _GAP) * zoom, (tile_w + _GAP) * zoom
-    left, top, pad = 150, 48, 8  # px: row names, title and clip names, margin
+    # px: row names (as wide as the longest, e.g. a sweep variant), title and clip names, margin
+    left = max(150, round(text_width([name for name, _ in rows], 9) * _DPI) + 16)
+    top, pad = 48, 8
     img_h, img_w = mosaic.shape[0] * zoom, mosaic.shape[1] * zoom
     width, height = left + img_w + pad, top + img_h + pad
     fig = Figure(figsize=(width / _DPI, height / _DPI), dpi=_DPI)

@@ -164,6 +164,14 @@ def save(fig: Figure, stem: Path, dpi: int = 100) -> list[Path]:
     return [png, pdf]
 
 
+def text_width(texts, fontsize: float) -> float:
+    """Width in inches of the widest of ``texts`` at ``fontsize`` points (for margins that
+    fit their labels: long sweep-variant names must not be cut at the figure's edge)."""
+    from matplotlib.textpath import TextPath
+    widths = [TextPath((0, 0), str(t), size=fontsize).get_extents().width for t in texts]
+    return max(widths, default=0.0) / 72.0
+
+
 def _axes_grid(rows: int, cols: int, width: float, height: float, left: float = 0.7,
                right: float = 0.15, bottom: float = 0.55, top: float = 0.4, wgap: float = 0.7,
                hgap: float = 0.7, sharex: bool | str = False):
@@ -326,8 +334,9 @@ def attribute_ap(table: Table, counting: pd.DataFrame, stem: Path) -> list[Path]
     low = float(np.nanmin(shown_aps.values)) if shown_aps.size else 0.0
     high = float(np.nanmax(shown_aps.values)) if shown_aps.size else 100.0
     low, high = (low, high) if high > low else (low - 1, high + 1)
-    fig, axes = _axes_grid(1, len(datasets), 3.6, 0.3 * n_rows, left=1.2, right=1.1,
-                           bottom=0.8, wgap=1.3)
+    label_width = text_width([n for _, n in methods], 8) + 0.2  # row names fit in the margin
+    fig, axes = _axes_grid(1, len(datasets), 3.6, 0.3 * n_rows, left=max(1.2, label_width),
+                           right=1.1, bottom=0.8, wgap=max(1.3, label_width + 0.1))
     image = None
     for ax, dataset in zip(axes[0], datasets):
         runs = in_domain[in_domain.dataset == dataset]
@@ -387,8 +396,10 @@ def training_curves(table: Table, counting: pd.DataFrame, curves: pd.DataFrame, 
             part = panels.get((dataset, stage), joined.iloc[:0])
             for method, own in sorted(part.groupby('method', sort=False), key=lambda g: order.index(g[0])):
                 per_step = own.groupby('step').value.agg(['mean', 'min', 'max'])
+                # a stage of one or two logged steps (a one-epoch run) shows as points
                 handles[method], = ax.plot(per_step.index, per_step['mean'], color=colors[method],
-                                           linewidth=1.2)
+                                           linewidth=1.2, marker='o' if len(per_step) < 3 else None,
+                                           markersize=3)
                 ax.fill_between(per_step.index, per_step['min'], per_step['max'], color=colors[method],
                                 alpha=0.2, linewidth=0)
             ax.set_title(f'{paper.dataset_title(dataset)}: {stage} stage', fontsize=9)
