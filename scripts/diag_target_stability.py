@@ -1,6 +1,10 @@
 """Why the cpu profile's target action model swings between seeds, and what steadies it.
 
-Trains the cpu profile's action model (the narrow mmaction2 3D ResNet-18 of
+Two modes. ``--mode protocol`` runs the protocol's own fit and action stages (the MMEngine
+runner, data path and test of ``benchmark/protocol.py``) with ``--cfg-options``-style settings,
+each run in a scratch folder, and records the per-epoch training loss and the test top-1: the
+faithful measurement, minutes per run. ``--mode harness`` (the default) trains the cpu
+profile's action model (the narrow mmaction2 3D ResNet-18 of
 ``configs/_base_/models/r3d18_tiny.py``) on one method's anonymized vp_synth clips outside the
 protocol's runner, so that many settings and seeds fit in minutes: the same model, clip
 sampling (8 frames, interval 2, random 56 px crops of 64 px frames, flips), normalization,
@@ -11,12 +15,15 @@ its plateau at chance.
 
     python scripts/diag_target_stability.py --grid "bs=16 iters=900" "bs=32 iters=450" \
         --methods downsample_2x --seeds 0,1,2,3
+    python scripts/diag_target_stability.py --mode protocol \
+        --grid "target_schedule.max_epochs=44" --methods downsample_2x,weak_blur --seeds 0
 
 Writes ``results/target_stability_cpu.json`` (appending), with the command, commit and machine.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -128,10 +135,53 @@ def train_once(method: str, seed: int, setting: dict, data_cache: dict) -> dict:
                 top1=round(test(3), 4), seconds=round(time.time() - start, 1), curve=curve)
 
 
+def protocol_once(method: str, seed: int, options: dict, scratch: Path) -> dict:
+    """The protocol's fit and action stages for one (method, seed, options), in ``scratch``."""
+    from benchmark.protocol import Protocol
+    cfg = resolve_config(method, 'vp_synth', 'cpu', options=options, seed=seed)
+    digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
+    folder = scratch / f'{method}_s{seed}_{digest}'
+    protocol = Protocol(cfg, folder, f'sqlite:///{folder}/mlflow.db', log=lambda *a: None)
+    start = time.time()
+    protocol._prepare(fresh=True)
+    protocol._fit()
+    metrics = protocol._target('action')['metrics']
+    per_epoch: dict[int, list] = {}
+    for path in (protocol.run_dir / 'action').glob('*/vis_data/scalars.json'):
+        for line in path.read_text().splitlines():
+            entry = json.loads(line)
+            if 'loss' in entry and 'epoch' in entry:
+                per_epoch.setdefault(int(entry['epoch']), []).append(entry['loss'])
+    curve = [dict(epoch=e, loss=round(float(np.mean(v)), 3)) for e, v in sorted(per_epoch.items())]
+    # the first epoch whose mean loss is below 0.85 ln(classes): the model has left chance
+    chance = math.log(len(protocol.sources['vp_synth', 'train'].classes))
+    left = next((c['epoch'] for c in curve if c['loss'] < 0.85 * chance), None)
+    return dict(method=method, seed=seed, mode='protocol', options=options,
+                schedule=dict(cfg.target_schedule), top1=round(metrics['action_top1'], 4),
+                top1_ci=[round(metrics['action_top1_ci_low'], 4), round(metrics['action_top1_ci_high'], 4)],
+                left_chance_epoch=left, seconds=round(time.time() - start, 1), curve=curve)
+
+
+def _options(text: str) -> dict:
+    import ast
+    out = {}
+    for pair in text.split():
+        key, value = pair.split('=', 1)
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--mode', choices=('harness', 'protocol'), default='harness')
     parser.add_argument('--grid', nargs='+', default=['bs=16 iters=900'],
-                        help='settings, each "key=value ..." over bs, iters, lr, wd, warmup')
+                        help='settings, each "key=value ...": harness: bs, iters, lr, wd, warmup; '
+                             'protocol: config keys as for --cfg-options ("" for the profile as is)')
+    parser.add_argument('--scratch', default='/tmp/diag_target_stability',
+                        help='protocol mode: folder for the runs (their own stores)')
     parser.add_argument('--methods', default='downsample_2x')
     parser.add_argument('--seeds', default='0,1,2,3')
     parser.add_argument('--out', default='results/target_stability_cpu.json')
@@ -142,6 +192,17 @@ def main(argv=None) -> int:
     prov = tracking.provenance('cpu')
     data_cache: dict = {}
     for text in args.grid:
+        if args.mode == 'protocol':
+            for method in args.methods.split(','):
+                for seed in (int(s) for s in args.seeds.split(',')):
+                    result = protocol_once(method, seed, _options(text), Path(args.scratch))
+                    result.update({k: prov[k] for k in ('commit', 'dirty', 'device', 'threads', 'command')})
+                    record['runs'].append(result)
+                    print(json.dumps({k: result[k] for k in ('method', 'seed', 'options', 'top1',
+                                                             'left_chance_epoch', 'seconds')}), flush=True)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_text(json.dumps(record, indent=1))
+            continue
         setting = dict(DEFAULTS)
         for pair in text.split():
             k, v = pair.split('=')

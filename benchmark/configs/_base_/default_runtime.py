@@ -1,7 +1,7 @@
 # Runtime settings shared by every run. The protocol builds one MMEngine Runner per stage
 # (fit, action, privacy) from these and the layers above them.
 default_scope = 'benchmark'
-protocol_version = 2
+protocol_version = 3
 seed = 0
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
