@@ -261,12 +261,14 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
         if keep:
             legend = ax.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7,
                                loc='lower right')
-        place_labels(ax, list(rows.table_name), x, y, avoid=[legend] if legend else [])
+        place_labels(ax, list(rows.table_name), x, y, avoid=[legend] if legend else [],
+                     segments=segments)
     return save(fig, stem)
 
 
-def place_labels(ax, names: list[str], x, y, avoid=(), fontsize: float = 7) -> list:
-    """Label points so that no label overlaps another label, a marker, a legend or the edge.
+def place_labels(ax, names: list[str], x, y, avoid=(), segments=(), fontsize: float = 7) -> list:
+    """Label points so that no label overlaps another label, a marker, an error bar
+    (``segments``: pairs of data points), a legend or the edge.
 
     Each label tries positions around its point, nearest first (right, left, above, below,
     the diagonals, then farther out with a leader line); it takes the first whose box, measured
@@ -287,6 +289,9 @@ def place_labels(ax, names: list[str], x, y, avoid=(), fontsize: float = 7) -> l
     centers = ax.transData.transform(np.column_stack([x, y])) if len(names) else np.empty((0, 2))
     from matplotlib.transforms import Bbox
     taken += [Bbox([[cx - marker, cy - marker], [cx + marker, cy + marker]]) for cx, cy in centers]
+    for start, end in segments:  # error bars, one pixel either side
+        (x0, y0), (x1, y1) = ax.transData.transform([start, end])
+        taken.append(Bbox([[min(x0, x1) - 1, min(y0, y1) - 1], [max(x0, x1) + 1, max(y0, y1) + 1]]))
     directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
     candidates = [(d, r) for r in (6, 14, 24, 36) for d in directions]
     texts = []

@@ -438,7 +438,8 @@ def _paired_cells(table: Table, style: str):
                 continue
             text = (f'{_signed(r["difference"], metric)} [{_signed(r["ci_low"], metric)}, '
                     f'{_signed(r["ci_high"], metric)}]')
-            cells += [text + (star if r['significant'] else ''), f'{r["p_value"]:.3f}']
+            p = r['p_value']
+            cells += [text + (star if r['significant'] else ''), '<0.001' if p < 0.001 else f'{p:.3f}']
         cells += [str(first['seeds']), str(first['videos'])]
         body.append(('method', cells))
     return header, body, []
