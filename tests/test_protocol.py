@@ -194,3 +194,17 @@ def test_resume_pointer_survives_a_kill_between_delete_and_rewrite(tmp_path):
     (tmp_path / 'epoch_2.pth').unlink()
     assert repair_resume_pointer(tmp_path) is None
     assert not (tmp_path / 'last_checkpoint').exists()
+
+
+def test_parallel_first_runs_share_a_fresh_store(tmp_path):
+    """Four runs started at once on an empty work dir all finish, none lost or doubled."""
+    methods = ('raw', 'depth', 'downsample_2x', 'blackening')
+    procs = [subprocess.Popen([sys.executable, '-m', 'benchmark.cli', 'run', '--method', m,
+                               '--profile', 'smoke', '--work-dir', str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for m in methods]
+    outputs = [p.communicate(timeout=1200)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [o[-2000:] for o in outputs]
+    for m in methods:
+        runs = _parents(tmp_path, method=m)
+        assert len(runs) == 1 and runs[0].info.status == 'FINISHED', m
