@@ -16,11 +16,9 @@ complete run.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import json
-import os
 import pickle
 import shutil
 import time
@@ -31,7 +29,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import tracking
+from benchmark import checkpoints, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
@@ -42,27 +40,6 @@ from benchmark.registry import DATASETS, import_all
 STAGES = ('fit', 'action', 'privacy')
 STATE_FILE = 'state.json'
 RESULT_FILE = 'result.json'
-
-
-@contextlib.contextmanager
-def own_checkpoints():
-    """Let MMEngine resume from the checkpoints this run wrote in its own folder.
-
-    MMEngine 0.10.7 saves its message-hub state (numpy scalars, history buffers) in every
-    checkpoint, which torch's weights-only unpickler refuses, and loads them without saying
-    ``weights_only``. Only the runner's own resume happens inside this block; every other
-    load in the suite asks for ``weights_only=True`` explicitly.
-    """
-    key = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
-    before = os.environ.get(key)
-    os.environ[key] = '1'
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 def method_name(cfg: Config) -> str:
@@ -85,38 +62,6 @@ def run_key(cfg: Config) -> str:
 def _first_line(err: BaseException) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
-
-
-def _checkpoint_ok(path: Path) -> bool:
-    """A complete torch checkpoint (a zip whose central directory was written)."""
-    import zipfile
-    try:
-        with zipfile.ZipFile(path) as z:
-            return bool(z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def repair_resume_pointer(stage_dir: Path) -> Path | None:
-    """Point MMEngine's ``last_checkpoint`` at the newest complete checkpoint of a stage.
-
-    A kill can land between MMEngine deleting the previous checkpoint and rewriting the
-    pointer, or in the middle of writing a checkpoint; either leaves a pointer that resume
-    cannot follow. Returns the checkpoint a resume will use, or None to start the stage over.
-    """
-    pointer = stage_dir / 'last_checkpoint'
-    candidates = sorted(
-        (p for p in stage_dir.glob('*.pth') if p.stem.split('_')[0] in ('epoch', 'iter')
-         and p.stem.split('_')[-1].isdigit()),
-        key=lambda p: int(p.stem.split('_')[-1]), reverse=True)
-    for ckpt in candidates:
-        if _checkpoint_ok(ckpt):
-            if not pointer.exists() or pointer.read_text().strip() != str(ckpt):
-                pointer.write_text(str(ckpt))
-            return ckpt
-        ckpt.unlink()  # half-written by a killed run
-    pointer.unlink(missing_ok=True)
-    return None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -318,13 +263,14 @@ class Protocol:
         hooks = list(kwargs.pop('custom_hooks', []))
         hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
                           interval=max(1, self.cfg.log_interval // 2)))
+        hooks.append(dict(type='RandomStateHook'))
         stage_dir = self.run_dir / stage
-        if stage_dir.is_dir():
-            repair_resume_pointer(stage_dir)
-        return Runner(work_dir=str(self.run_dir / stage), custom_hooks=hooks,
+        resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
+        return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
                       randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
                       env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
-                      log_level=self.cfg.log_level, resume=True,
+                      log_level=self.cfg.log_level, resume=resume is not None,
+                      load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
                       experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
                                       f'_{int(time.time() * 1e6) % 1_000_000}',
                       **kwargs)
@@ -368,8 +314,7 @@ class Protocol:
                                     interval=fit.get('checkpoint_interval', 50),
                                     max_keep_ckpts=1, save_last=True),
                     logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
-            with own_checkpoints():
-                runner.train()
+            runner.train()
             anonymizer = runner.model.anonymizer
             torch.save(anonymizer.state_dict(), ckpt)
             info['encoder'] = getattr(anonymizer, 'encoder_source', '')
@@ -454,9 +399,8 @@ class Protocol:
                 checkpoint=dict(type='CheckpointHook', interval=sched.checkpoint_interval,
                                 max_keep_ckpts=1, save_last=True),
                 logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
-        with own_checkpoints():
-            runner.train()
-            metrics = {k: float(v) for k, v in runner.test().items()}
+        runner.train()
+        metrics = {k: float(v) for k, v in runner.test().items()}
         metrics[f'time_{stage}_s'] = time.time() - start
         if once_s:  # the stage that wrote the anonymized videos carries their cost
             metrics['time_anonymize_once_s'] = once_s

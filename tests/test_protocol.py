@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
 from benchmark.config import available_methods
-from benchmark.protocol import _checkpoint_ok
+from benchmark.checkpoints import complete
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     # wait for a complete epoch_2 checkpoint: killing mid-write is test_resume_pointer_...'s case
-    while not _checkpoint_ok(run_dir / 'action' / 'epoch_2.pth'):
+    while not complete(run_dir / 'action' / 'epoch_2.pth'):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline, 'no checkpoint within 4 minutes'
         time.sleep(0.05)
@@ -180,20 +180,6 @@ def test_saved_samples_are_the_same_clips_for_every_method(work_root):
     assert list(raw['video_ids']) == list(blk['video_ids'])
     assert raw['frames'].shape == blk['frames'].shape and raw['frames'].dtype == np.uint8
     assert not np.array_equal(raw['frames'], blk['frames'])
-
-
-def test_resume_pointer_survives_a_kill_between_delete_and_rewrite(tmp_path):
-    import torch
-    from benchmark.protocol import repair_resume_pointer
-    torch.save({'meta': {}}, tmp_path / 'epoch_2.pth')
-    (tmp_path / 'epoch_3.pth').write_bytes(b'PK\x03\x04 half a checkpoint')  # killed mid-write
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))  # already deleted
-    assert repair_resume_pointer(tmp_path) == tmp_path / 'epoch_2.pth'
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_2.pth')
-    assert not (tmp_path / 'epoch_3.pth').exists()
-    (tmp_path / 'epoch_2.pth').unlink()
-    assert repair_resume_pointer(tmp_path) is None
-    assert not (tmp_path / 'last_checkpoint').exists()
 
 
 def test_parallel_first_runs_share_a_fresh_store(tmp_path):
