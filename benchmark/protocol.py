@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import os
 import pickle
 import shutil
 import time
@@ -52,6 +53,16 @@ def run_dir_name(cfg: Config) -> Path:
     if cfg.fit_dataset:
         data = f'{cfg.fit_dataset["name"]}_to_{data}'
     return Path(data) / method_name(cfg).replace('/', '_') / cfg.profile / f'seed{cfg.seed}'
+
+
+def run_folder(work_root: Path, cfg: Config) -> Path:
+    """``run_dir_name`` under ``work_root``, refused unless it stays inside it."""
+    root = os.path.normpath(os.path.abspath(work_root))
+    folder = os.path.normpath(os.path.join(root, run_dir_name(cfg)))
+    if os.path.commonpath([root, folder]) != root or folder == root:
+        raise ProtocolError(f'the run folder {folder} of {run_key(cfg)} is not inside --work-dir '
+                            f'{root}: a method, dataset or variant name must not hold ".." or "/"')
+    return Path(folder)
 
 
 def run_key(cfg: Config) -> str:
@@ -109,7 +120,7 @@ class Protocol:
         import_all()
         self.cfg = cfg
         self.work_root = Path(work_root)
-        self.run_dir = self.work_root / run_dir_name(cfg)
+        self.run_dir = run_folder(self.work_root, cfg)
         self.tracking_uri = tracking_uri
         self.device = device
         self.amp = amp
