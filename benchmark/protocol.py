@@ -16,6 +16,7 @@ complete run.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -37,6 +38,7 @@ from benchmark.data import load_anonymizer_state
 from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-exported)
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
+from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
 STATE_FILE = 'state.json'
@@ -63,6 +65,11 @@ def run_folder(work_root: Path, cfg: Config) -> Path:
         raise ProtocolError(f'the run folder {folder} of {run_key(cfg)} is not inside --work-dir '
                             f'{root}: a method, dataset or variant name must not hold ".." or "/"')
     return Path(folder)
+
+
+def _quoted(value: str) -> str:
+    """A string literal for an MLflow search filter."""
+    return f"'{value}'" if "'" not in value else f'"{value}"'
 
 
 def run_key(cfg: Config) -> str:
@@ -151,9 +158,11 @@ class Protocol:
     def _prepare(self, fresh: bool) -> dict | None:
         """Load or start the run's state; return the final metrics if it is already complete."""
         state = _read_json(self.run_dir / STATE_FILE)
-        if state and fresh:
+        if fresh and self.run_dir.exists():
             shutil.rmtree(self.run_dir)
             state = None
+        elif state is None and any((self.run_dir / stage).exists() for stage in STAGES):
+            state = self._recovered_state()
         if state and state.get('config_hash') != self.hash:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
@@ -177,6 +186,41 @@ class Protocol:
         self._parent_run()
         return None
 
+    def _folder_parents(self, exp: str) -> list:
+        """Parent runs the store holds for this run folder and run key, newest first."""
+        query = (f"tags.`{tracking.TAG}kind` = 'parent' and "
+                 f"tags.`{tracking.TAG}work_dir` = {_quoted(str(self.run_dir.resolve()))}")
+        runs = self.client.search_runs([exp], query, order_by=['attributes.start_time DESC'])
+        return [r for r in runs if r.data.tags.get(tracking.TAG + 'run_key') == run_key(self.cfg)]
+
+    def _stage_runs(self, exp: str, parent: str) -> dict[str, str]:
+        query = f"tags.`mlflow.parentRunId` = '{parent}'"
+        runs = self.client.search_runs([exp], query, order_by=['attributes.start_time ASC'])
+        return {r.data.tags[tracking.TAG + 'stage']: r.info.run_id for r in runs
+                if tracking.TAG + 'stage' in r.data.tags}
+
+    def _recovered_state(self) -> dict:
+        """The state of a run folder whose state file was lost, rebuilt from the store: its newest
+        parent run (found by run key and folder) and that run's stages."""
+        self.client = tracking.client(self.tracking_uri)
+        exp = tracking.experiment_id(self.client, self.cfg.dataset.name, self.tracking_uri)
+        parents = self._folder_parents(exp)
+        if not parents:
+            raise ProtocolError(
+                f'{self.run_dir} has no {STATE_FILE} and {self.tracking_uri} records no run of it, so '
+                f'what it holds cannot be matched to this config: pass --fresh to discard it')
+        parent = parents[0]
+        tags = {k.removeprefix(tracking.TAG): v for k, v in parent.data.tags.items()}
+        complete = tags.get('complete') == 'true' and (self.run_dir / RESULT_FILE).is_file()
+        state = {'config_hash': tags.get('config_hash'), 'data_version': tags.get('data_version', ''),
+                 'run_key': run_key(self.cfg), 'complete': complete,
+                 'runs': {'parent': parent.info.run_id, **self._stage_runs(exp, parent.info.run_id)},
+                 'setup_s': parent.data.metrics.get('time_setup_s', self.setup_s)}
+        self.log(f'{self.run_dir / STATE_FILE} was missing: rebuilt it from MLflow run '
+                 f'{parent.info.run_id}, found by its run key')
+        _write_json(self.run_dir / STATE_FILE, state)
+        return state
+
     def _check_data(self) -> None:
         """Build every split the run reads, so a bad tree or option fails in seconds.
 
@@ -198,6 +242,7 @@ class Protocol:
         c = self.client
         exp = tracking.experiment_id(c, self.cfg.dataset.name, self.tracking_uri)
         parent = self.state['runs'].get('parent')
+        self._close_orphans(exp, keep=parent)
         if parent:
             c.update_run(parent, status='RUNNING')
             self.log(f'resuming MLflow run {parent} from {self.run_dir}')
@@ -231,6 +276,23 @@ class Protocol:
         self.cfg.dump(str(config_file))
         c.log_artifact(run_id, str(config_file), 'config')
         self.log(f'MLflow run {run_id} (experiment {self.cfg.dataset.name}) in {self.tracking_uri}')
+
+    def _close_orphans(self, exp: str, keep: str | None) -> None:
+        """Mark KILLED the parent runs of this folder left RUNNING by a process that is gone.
+
+        The run folder's lock is held, so no other process is running this folder's run: a
+        RUNNING parent that the state does not name (its state file was lost, or the folder
+        was deleted) will never finish.
+        """
+        for run in self._folder_parents(exp):
+            if run.info.run_id == keep or run.info.status != 'RUNNING':
+                continue
+            for stage_run in self._stage_runs(exp, run.info.run_id).values():
+                if self.client.get_run(stage_run).info.status == 'RUNNING':
+                    self.client.set_terminated(stage_run, status='KILLED')
+            self.client.set_terminated(run.info.run_id, status='KILLED')
+            self.log(f'MLflow run {run.info.run_id} of {self.run_dir} was left RUNNING by an '
+                     f'interrupted run that no state names: marked KILLED')
 
     def _child_run(self, stage: str) -> str:
         run_id = self.state['runs'].get(stage)
@@ -442,7 +504,21 @@ class Protocol:
 
     # ----------------------------------------------------------------- the run
     def run(self, fresh: bool = False) -> dict:
-        """Run (or resume) every stage; return the final metrics."""
+        """Run (or resume) every stage; return the final metrics.
+
+        The run folder is locked meanwhile (``.seed<N>.lock`` beside it): a second process on
+        the same (method, dataset, profile, seed) and work dir is refused, not interleaved.
+        """
+        lock = self.run_dir.parent / f'.{self.run_dir.name}.lock'
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked(lock, wait=False))
+            except BlockingIOError as err:
+                raise ProtocolError(f'another bench run is running {self.run_dir} ({err}): wait for '
+                                    f'it to end, or stop it, and run again') from None
+            return self._run(fresh)
+
+    def _run(self, fresh: bool) -> dict:
         done = self._prepare(fresh)
         if done is not None:
             self.log(f'{self.run_dir} is complete (MLflow run {done.get("run_id")}); '
@@ -466,6 +542,8 @@ class Protocol:
                     self._finish_stage(stage, result)
                 else:
                     self.log(f'[{stage}] already done, skipping')
+                    if stage not in self.state['runs']:  # its stage run went with a lost state file
+                        self._finish_stage(stage, result)
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except BaseException:

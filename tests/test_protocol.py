@@ -194,3 +194,51 @@ def test_parallel_first_runs_share_a_fresh_store(tmp_path):
     for m in methods:
         runs = _parents(tmp_path, method=m)
         assert len(runs) == 1 and runs[0].info.status == 'FINISHED', m
+
+
+def test_a_lost_state_file_continues_the_same_mlflow_run(work_root, capsys):
+    """state.json gone mid-run: the parent run is found by its run key, and a RUNNING parent
+    that nothing names any more is closed, so no run stays RUNNING and none is doubled."""
+    args = ['run', '--method', 'downsample_4x', '--profile', 'smoke', '--seed', '5',
+            '--work-dir', str(work_root)]
+    assert main(args) == 0
+    run_dir = work_root / 'vp_synth' / 'downsample_4x' / 'smoke' / 'seed5'
+    (first,) = _parents(work_root, method='downsample_4x', seed='5')
+    c = _store(work_root)
+    # as a kill during the privacy stage leaves it, with the state file lost besides
+    c.set_tag(first.info.run_id, 'bench.complete', 'false')
+    c.update_run(first.info.run_id, status='RUNNING')
+    for name in ('state.json', 'result.json', 'privacy/result.json'):
+        (run_dir / name).unlink()
+    # and the parent of an earlier start whose state was lost too, left RUNNING by a kill -9
+    orphan = c.create_run(first.info.experiment_id, start_time=first.info.start_time - 60_000, tags={
+        k: v for k, v in first.data.tags.items() if k.startswith('bench.')}).info.run_id
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert 'rebuilt it from MLflow run ' + first.info.run_id in out and '[action] already done' in out
+    runs = {r.info.run_id: r for r in _parents(work_root, method='downsample_4x', seed='5')}
+    assert set(runs) == {first.info.run_id, orphan}
+    assert runs[first.info.run_id].info.status == 'FINISHED'
+    assert runs[first.info.run_id].data.tags['bench.complete'] == 'true'
+    assert runs[orphan].info.status == 'KILLED'
+
+
+
+def test_a_folder_without_state_or_record_is_refused(tmp_path, capsys):
+    (tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed0' / 'action').mkdir(parents=True)
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's own log lines
+    assert err.startswith('bench: ') and 'has no state.json' in err and '--fresh' in err
+
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path, capsys):
+    from benchmark.store import locked
+    folder = tmp_path / 'vp_synth' / 'raw' / 'smoke'
+    with locked(folder / '.seed0.lock'):
+        assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith('bench: another bench run is running') and str(os.getpid()) in err
+    assert not (folder / 'seed0').exists()
+
