@@ -17,6 +17,9 @@ newest complete one (``resume_checkpoint``). Two things make that resume safe an
   generators itself when the loader has no workers). The data order needs nothing: samplers
   are seeded by epoch, and MMEngine reseeds every loader worker the same way on each start.
   Nothing is drawn that an uninterrupted run would not draw.
+
+Once a stage has written its result, its training checkpoints are spent: ``prune`` deletes them
+unless the runtime config says ``keep_checkpoints = True``.
 """
 from __future__ import annotations
 
@@ -134,6 +137,16 @@ def resume_checkpoint(stage_dir: Path) -> Path | None:
         ckpt.unlink()  # half-written by a killed run
     pointer.unlink(missing_ok=True)
     return None
+
+
+def prune(stage_dir: Path) -> int:
+    """Delete a finished stage's training checkpoints and their pointer; returns the bytes freed."""
+    freed = 0
+    for ckpt in training_checkpoints(stage_dir):
+        freed += ckpt.stat().st_size
+        ckpt.unlink()
+    (stage_dir / 'last_checkpoint').unlink(missing_ok=True)
+    return freed
 
 
 def random_state() -> dict:

@@ -170,9 +170,14 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
     return cfg
 
 
+#: Config keys that change what a run keeps, not what it computes: left out of its hash.
+UNHASHED_KEYS = ('keep_checkpoints',)
+
+
 def config_hash(cfg: Config) -> str:
     """Stable hash of what a run computes (seed included), for resume and caching."""
-    text = json.dumps(_jsonable(cfg.to_dict()), sort_keys=True)
+    computed = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED_KEYS}
+    text = json.dumps(_jsonable(computed), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -9,10 +9,12 @@
    5 attributes, video-level labels): AP per attribute, cMAP, F1.
 
 Every stage is an MMEngine Runner in its own folder of the run directory, checkpointing as it
-goes; a stage that finished leaves ``result.json``. Running the same command again after an
-interruption skips finished stages, resumes the interrupted one from its last checkpoint, and
-reuses the same MLflow parent run, so a (method, dataset, profile, seed) ends with exactly one
-complete run.
+goes (``benchmark/checkpoints.py``); a stage that finished leaves ``result.json`` and, unless
+``keep_checkpoints``, no training checkpoint. Running the same command again after an
+interruption skips finished stages, resumes the interrupted one from its last checkpoint with
+the random state it had, and reuses the same MLflow parent run (found by its run key when the
+state file is lost), so a (method, dataset, profile, seed) ends with exactly one complete run
+whose metrics are those of an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -544,6 +546,11 @@ class Protocol:
                     self.log(f'[{stage}] already done, skipping')
                     if stage not in self.state['runs']:  # its stage run went with a lost state file
                         self._finish_stage(stage, result)
+                if not self.cfg.get('keep_checkpoints', False):  # spent once the stage has its result
+                    freed = checkpoints.prune(self.run_dir / stage)
+                    if freed:
+                        self.log(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
+                                 f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except BaseException:

@@ -20,8 +20,8 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from benchmark.checkpoints import (SCHEME, RandomStateHook, load, random_state, resume_checkpoint,
-                                   set_random_state)
+from benchmark.checkpoints import (SCHEME, RandomStateHook, load, prune, random_state,
+                                   resume_checkpoint, set_random_state, training_checkpoints)
 from benchmark.errors import ProtocolError
 
 
@@ -186,3 +186,12 @@ def test_resume_pointer_survives_a_kill_between_delete_and_rewrite(tmp_path):
     (tmp_path / 'epoch_2.pth').unlink()
     assert resume_checkpoint(tmp_path) is None
     assert not (tmp_path / 'last_checkpoint').exists()
+
+
+def test_prune_keeps_what_is_not_a_training_checkpoint(tmp_path):
+    for name in ('epoch_1.pth', 'epoch_12.pth', 'iter_4.pth', 'anonymizer.pth', 'result.json'):
+        (tmp_path / name).write_bytes(b'x' * 10)
+    (tmp_path / 'last_checkpoint').write_text('epoch_12.pth')
+    assert [p.name for p in training_checkpoints(tmp_path)] == ['epoch_12.pth', 'iter_4.pth', 'epoch_1.pth']
+    assert prune(tmp_path) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['anonymizer.pth', 'result.json']

@@ -117,3 +117,10 @@ def test_a_run_folder_outside_the_work_dir_is_refused(tmp_path):
         cfg.dataset.name = name  # what --cfg-options no longer allows, made by hand
         with pytest.raises(ProtocolError, match='is not inside --work-dir'):
             run_folder(tmp_path, cfg)
+
+
+def test_keep_checkpoints_does_not_change_the_config_hash():
+    cfg = resolve_config('raw', 'vp_synth', 'smoke')
+    assert cfg.keep_checkpoints is False
+    kept = resolve_config('raw', 'vp_synth', 'smoke', options={'keep_checkpoints': True})
+    assert config_hash(kept) == config_hash(cfg)

@@ -182,6 +182,17 @@ def test_saved_samples_are_the_same_clips_for_every_method(work_root):
     assert not np.array_equal(raw['frames'], blk['frames'])
 
 
+def test_finished_stages_keep_no_training_checkpoint_unless_asked(work_root, tmp_path):
+    run_dir = work_root / 'vp_synth' / 'raw' / 'smoke' / 'seed0'  # made by the smoke run above
+    assert (run_dir / 'result.json').is_file() and (run_dir / 'fit' / 'anonymizer.pth').is_file()
+    assert not list(run_dir.rglob('*_*.pth')) and not list(run_dir.rglob('last_checkpoint'))
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path),
+                 '--cfg-options', 'keep_checkpoints=True']) == 0
+    kept = tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed0'
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob('epoch_*.pth')) == [
+        'action/epoch_1.pth', 'privacy/epoch_1.pth']
+
+
 def test_parallel_first_runs_share_a_fresh_store(tmp_path):
     """Four runs started at once on an empty work dir all finish, none lost or doubled."""
     methods = ('raw', 'depth', 'downsample_2x', 'blackening')
@@ -224,13 +235,11 @@ def test_a_lost_state_file_continues_the_same_mlflow_run(work_root, capsys):
     assert runs[orphan].info.status == 'KILLED'
 
 
-
 def test_a_folder_without_state_or_record_is_refused(tmp_path, capsys):
     (tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed0' / 'action').mkdir(parents=True)
     assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's own log lines
     assert err.startswith('bench: ') and 'has no state.json' in err and '--fresh' in err
-
 
 
 def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path, capsys):
@@ -241,4 +250,3 @@ def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith('bench: another bench run is running') and str(os.getpid()) in err
     assert not (folder / 'seed0').exists()
-
