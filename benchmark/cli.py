@@ -54,7 +54,8 @@ store, resumable like any run; `bench report` lists the variants beside the meth
   bench anonymize --checkpoint work_dirs/vp_synth/raprivacy/cpu/seed0/fit/anonymizer.pth \\
                   frames_in/ frames_out/
 The anonymizer is the one a `bench run` fitted (its MLflow run or its checkpoint file); video is
-processed in windows of frames, so memory does not grow with the video's length.
+processed in windows of frames, so memory does not grow with the video's length. An output that
+is the input (the same file or folder, or a link to it) is refused before anything is written.
 """,
     'ui': """examples:
   bench ui                          # the default store, work_dirs/mlflow.db
@@ -315,13 +316,15 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_anonymize(args) -> int:
+    from benchmark.anonymize import check_paths
     from raprivacy import anonymize_video, load_anonymizer
     from benchmark.store import resolve_tracking_uri
     if bool(args.run) == bool(args.checkpoint):
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     _select_device(args.device)
-    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
     try:
+        check_paths(args.input, args.output)  # before anything is loaded or written
+        uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
         anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
                                      device=args.device)
         out = anonymize_video(anonymizer, args.input, args.output, device=args.device)

@@ -1,4 +1,6 @@
-"""`bench` arguments refused before anything is created: seed lists."""
+"""`bench` arguments refused before anything is created: seed lists, anonymizing in place."""
+import os
+
 import pytest
 
 from benchmark.cli import MAX_SEEDS, build_parser, main
@@ -41,3 +43,21 @@ def test_many_seeds_pass_with_the_flag():
     assert _seeds(args) == list(range(MAX_SEEDS + 1))
     args = build_parser().parse_args(['run', '--method', 'raw', '--seeds', '0,1,2'])
     assert _seeds(args) == [0, 1, 2]
+
+
+def test_anonymize_refuses_to_overwrite_its_input(tmp_path):
+    video = tmp_path / 'patient.mp4'
+    video.write_bytes(b'the only copy')
+    os.link(video, tmp_path / 'hardlink.mp4')
+    (tmp_path / 'symlink.mp4').symlink_to(video)
+    (tmp_path / 'frames').mkdir()
+    for output in (video, tmp_path / 'symlink.mp4', tmp_path / 'hardlink.mp4',
+                   tmp_path / '.' / 'patient.mp4'):
+        message = _refused(['anonymize', '--checkpoint', str(tmp_path / 'absent.pth'), str(video),
+                            str(output), '--work-dir', str(tmp_path / 'work')])
+        assert 'is the input' in message and str(output) in message
+    assert 'is the input' in _refused(['anonymize', '--checkpoint', str(tmp_path / 'absent.pth'),
+                                       str(tmp_path / 'frames'), str(tmp_path / 'frames')])
+    assert video.read_bytes() == b'the only copy'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['frames', 'hardlink.mp4', 'patient.mp4',
+                                                          'symlink.mp4']
