@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,14 @@ class _FrameSink:
             self.container.close()
 
 
+def check_paths(input_path: str | Path, output_path: str | Path) -> None:
+    """Refuse an output that is the input (same path, a link to it, or a hard link): nothing is written."""
+    src, dst = Path(input_path).expanduser(), Path(output_path).expanduser()
+    if src.resolve() == dst.resolve() or (src.exists() and dst.exists() and os.path.samefile(src, dst)):
+        raise ValueError(f'output {dst} is the input {src}: anonymizing would overwrite it; give '
+                         f'another output path')
+
+
 @torch.no_grad()
 def _anonymize_window(anonymizer: Anonymizer, frames: list[np.ndarray], clip_len: int,
                       size: tuple[int, int] | None, device) -> np.ndarray:
@@ -191,6 +200,7 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
     Returns:
         dict: ``frames`` written, ``fps``, ``output`` path.
     """
+    check_paths(input_path, output_path)
     needs = tuple(getattr(anonymizer, 'needs', ()))
     if needs:
         raise ValueError(f'{type(anonymizer).__name__} needs {", ".join(needs)} maps, which a plain '

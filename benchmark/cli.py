@@ -54,7 +54,8 @@ store, resumable like any run; `bench report` lists the variants beside the meth
   bench anonymize --checkpoint work_dirs/vp_synth/raprivacy/cpu/seed0/fit/anonymizer.pth \\
                   frames_in/ frames_out/
 The anonymizer is the one a `bench run` fitted (its MLflow run or its checkpoint file); video is
-processed in windows of frames, so memory does not grow with the video's length.
+processed in windows of frames, so memory does not grow with the video's length. An output that
+is the input (the same file or folder, or a link to it) is refused before anything is written.
 """,
     'ui': """examples:
   bench ui                          # the default store, work_dirs/mlflow.db
@@ -78,13 +79,30 @@ def _parse_options(pairs: list[str] | None) -> dict:
     return out
 
 
+MAX_SEEDS = 100  # more runs than this in one command asks for --many-seeds
+SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
+
+
 def _seeds(args) -> list[int]:
-    if args.seeds:
+    """The command's seeds, checked before anything is created: non-negative 32-bit integers,
+    each once, at most ``MAX_SEEDS`` of them unless ``--many-seeds``."""
+    if not args.seeds:
+        seeds = [args.seed]
+    else:
         try:
-            return [int(s) for s in args.seeds.split(',') if s.strip()]
+            seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
         except ValueError:
-            raise SystemExit(f'bench: --seeds {args.seeds!r} must be integers like 0,1,2') from None
-    return [args.seed]
+            raise SystemExit(f'bench: --seeds {args.seeds[:80]!r} must be integers like 0,1,2') from None
+    bad = [s for s in seeds if not 0 <= s < SEED_LIMIT]
+    if bad:
+        raise SystemExit(f'bench: seed {bad[0]} is out of range: seeds are integers from 0 to {SEED_LIMIT - 1}')
+    if len(set(seeds)) < len(seeds):
+        twice = next(s for s in seeds if seeds.count(s) > 1)
+        raise SystemExit(f'bench: seed {twice} is given twice in --seeds: each seed is one run')
+    if len(seeds) > MAX_SEEDS and not args.many_seeds:
+        raise SystemExit(f'bench: --seeds lists {len(seeds)} seeds, {len(seeds)} runs per variant; more '
+                         f'than {MAX_SEEDS} needs --many-seeds')
+    return seeds
 
 
 def _select_device(device: str) -> None:
@@ -114,11 +132,12 @@ def cmd_run(args) -> int:
     _select_device(args.device)
     if args.amp and args.device != 'cuda':
         raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
+    seeds = _seeds(args)
     work_root = Path(args.work_dir)
     ui_hint = _ui_hint(args)
     uri = resolve_tracking_uri(args.tracking_uri, work_root)
     options = _data_options(args)
-    for seed in _seeds(args):
+    for seed in seeds:
         cfg = resolve_config(args.method, args.dataset, args.profile,
                              train_dataset=args.train_dataset, options=options, seed=seed)
         protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
@@ -166,15 +185,16 @@ def cmd_sweep(args) -> int:
     from benchmark.protocol import Protocol
     from benchmark.store import resolve_tracking_uri
     _select_device(args.device)
-    work_root = Path(args.work_dir)
-    uri = resolve_tracking_uri(args.tracking_uri, work_root)
+    seeds = _seeds(args)
     base = _data_options(args)
     points = _grid(args.grid)
     configs = [resolve_config(args.method, args.dataset, args.profile,
                               train_dataset=args.train_dataset, options={**base, **point},
                               seed=seed, variant=_variant_name(point))
-               for point in points for seed in _seeds(args)]  # resolve all first: fail early
-    print(f'sweep: {len(points)} variants x {len(_seeds(args))} seeds = {len(configs)} runs')
+               for point in points for seed in seeds]  # resolve all first: fail early
+    work_root = Path(args.work_dir)
+    uri = resolve_tracking_uri(args.tracking_uri, work_root)
+    print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs')
     for cfg in configs:
         result = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp).run()
         _print_result(cfg, result)
@@ -296,13 +316,15 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_anonymize(args) -> int:
+    from benchmark.anonymize import check_paths
     from raprivacy import anonymize_video, load_anonymizer
     from benchmark.store import resolve_tracking_uri
     if bool(args.run) == bool(args.checkpoint):
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     _select_device(args.device)
-    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
     try:
+        check_paths(args.input, args.output)  # before anything is loaded or written
+        uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
         anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
                                      device=args.device)
         out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
@@ -326,6 +348,11 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--style-root', help='folder of style images (e.g. SBU Kinect depth frames)')
 
 
+def _many_seeds_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument('--many-seeds', action='store_true',
+                   help=f'allow more than {MAX_SEEDS} seeds in --seeds (each one a full run)')
+
+
 def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--work-dir', default='work_dirs',
                    help='root of run folders and the default MLflow store (default: work_dirs)')
@@ -345,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     _common_run_args(p)
     p.add_argument('--seeds', help='comma-separated seeds, one run each (overrides --seed)')
+    _many_seeds_arg(p)
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
@@ -358,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--grid', action='append', required=True, metavar='KEY=V1,V2',
                    help='a config key and its values; repeat for a product grid')
     p.add_argument('--seeds', help='comma-separated seeds, one run each')
+    _many_seeds_arg(p)
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')

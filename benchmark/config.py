@@ -9,7 +9,9 @@
 4. ``configs/methods/<method>.py`` (``anonymizer``, and ``fit`` for learning methods)
 5. the ``profiles[<profile>]`` entries of the dataset and method layers (what a profile
    changes for that dataset or method only)
-6. ``--cfg-options key=value`` from the command line.
+6. ``--cfg-options key=value`` from the command line, except the keys that name the run
+   (``IDENTITY_KEYS``: method, profile, seed, variant, dataset names), which only their own
+   flags set.
 
 Every layer is a plain MMEngine config file; a profile is a layer, never a code path.
 """
@@ -20,7 +22,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.errors import UnknownNameError, closest
+from benchmark.errors import ProtocolError, UnknownNameError, closest
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -74,6 +76,29 @@ def _valid_keys(d: dict, prefix: str = '') -> list[str]:
         if isinstance(v, dict):
             keys.extend(_valid_keys(v, prefix + k + '.'))
     return keys
+
+
+#: Keys that name a run (its folder, its MLflow run, its table row), with the flag that sets each.
+IDENTITY_KEYS = {'method': '--method', 'profile': '--profile', 'seed': '--seed or --seeds',
+                 'variant': 'bench sweep --grid', 'dataset.name': '--dataset',
+                 'fit_dataset': '--train-dataset', 'fit_dataset.name': '--train-dataset'}
+
+
+def _dotted(key: str, value) -> list[str]:
+    """``dataset={'name': x}`` -> ``['dataset.name']``: the keys an override sets."""
+    if isinstance(value, dict) and value:
+        return [k for sub, v in value.items() for k in _dotted(f'{key}.{sub}', v)]
+    return [key]
+
+
+def check_identity(options: dict) -> None:
+    """Refuse ``--cfg-options`` that would rename the run: its folder and its row follow the name."""
+    for key, value in options.items():
+        for dotted in _dotted(key, value):
+            named = next((k for k in IDENTITY_KEYS if dotted == k or k.startswith(dotted + '.')), None)
+            if named:
+                raise ProtocolError(f'--cfg-options {key}: {named} names the run (its folder, its MLflow '
+                                    f'run, its table row); set it with {IDENTITY_KEYS[named]} instead')
 
 
 def check_overrides(cfg: Config, options: dict) -> None:
@@ -139,14 +164,20 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
     clean.setdefault('fit', None)
     cfg = Config(clean)
     if options:
+        check_identity(options)
         check_overrides(cfg, options)
         cfg.merge_from_dict(options)
     return cfg
 
 
+#: Config keys that change what a run keeps, not what it computes: left out of its hash.
+UNHASHED_KEYS = ('keep_checkpoints',)
+
+
 def config_hash(cfg: Config) -> str:
     """Stable hash of what a run computes (seed included), for resume and caching."""
-    text = json.dumps(_jsonable(cfg.to_dict()), sort_keys=True)
+    computed = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED_KEYS}
+    text = json.dumps(_jsonable(computed), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

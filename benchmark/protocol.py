@@ -9,10 +9,12 @@
    5 attributes, video-level labels): AP per attribute, cMAP, F1.
 
 Every stage is an MMEngine Runner in its own folder of the run directory, checkpointing as it
-goes; a stage that finished leaves ``result.json``. Running the same command again after an
-interruption skips finished stages, resumes the interrupted one from its last checkpoint, and
-reuses the same MLflow parent run, so a (method, dataset, profile, seed) ends with exactly one
-complete run.
+goes (``benchmark/checkpoints.py``); a stage that finished leaves ``result.json`` and, unless
+``keep_checkpoints``, no training checkpoint. Running the same command again after an
+interruption skips finished stages, resumes the interrupted one from its last checkpoint with
+the random state it had, and reuses the same MLflow parent run (found by its run key when the
+state file is lost), so a (method, dataset, profile, seed) ends with exactly one complete run
+whose metrics are those of an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -31,38 +33,18 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import tracking
+from benchmark import checkpoints, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
 from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-exported)
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
+from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
 STATE_FILE = 'state.json'
 RESULT_FILE = 'result.json'
-
-
-@contextlib.contextmanager
-def own_checkpoints():
-    """Let MMEngine resume from the checkpoints this run wrote in its own folder.
-
-    MMEngine 0.10.7 saves its message-hub state (numpy scalars, history buffers) in every
-    checkpoint, which torch's weights-only unpickler refuses, and loads them without saying
-    ``weights_only``. Only the runner's own resume happens inside this block; every other
-    load in the suite asks for ``weights_only=True`` explicitly.
-    """
-    key = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
-    before = os.environ.get(key)
-    os.environ[key] = '1'
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = before
 
 
 def method_name(cfg: Config) -> str:
@@ -77,6 +59,21 @@ def run_dir_name(cfg: Config) -> Path:
     return Path(data) / method_name(cfg).replace('/', '_') / cfg.profile / f'seed{cfg.seed}'
 
 
+def run_folder(work_root: Path, cfg: Config) -> Path:
+    """``run_dir_name`` under ``work_root``, refused unless it stays inside it."""
+    root = os.path.normpath(os.path.abspath(work_root))
+    folder = os.path.normpath(os.path.join(root, run_dir_name(cfg)))
+    if os.path.commonpath([root, folder]) != root or folder == root:
+        raise ProtocolError(f'the run folder {folder} of {run_key(cfg)} is not inside --work-dir '
+                            f'{root}: a method, dataset or variant name must not hold ".." or "/"')
+    return Path(folder)
+
+
+def _quoted(value: str) -> str:
+    """A string literal for an MLflow search filter."""
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
 def run_key(cfg: Config) -> str:
     train = cfg.fit_dataset['name'] if cfg.fit_dataset else cfg.dataset.name
     return f'{method_name(cfg)}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
@@ -85,38 +82,6 @@ def run_key(cfg: Config) -> str:
 def _first_line(err: BaseException) -> str:
     text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
     return text.strip().splitlines()[0] if text.strip() else type(err).__name__
-
-
-def _checkpoint_ok(path: Path) -> bool:
-    """A complete torch checkpoint (a zip whose central directory was written)."""
-    import zipfile
-    try:
-        with zipfile.ZipFile(path) as z:
-            return bool(z.namelist())
-    except (OSError, zipfile.BadZipFile):
-        return False
-
-
-def repair_resume_pointer(stage_dir: Path) -> Path | None:
-    """Point MMEngine's ``last_checkpoint`` at the newest complete checkpoint of a stage.
-
-    A kill can land between MMEngine deleting the previous checkpoint and rewriting the
-    pointer, or in the middle of writing a checkpoint; either leaves a pointer that resume
-    cannot follow. Returns the checkpoint a resume will use, or None to start the stage over.
-    """
-    pointer = stage_dir / 'last_checkpoint'
-    candidates = sorted(
-        (p for p in stage_dir.glob('*.pth') if p.stem.split('_')[0] in ('epoch', 'iter')
-         and p.stem.split('_')[-1].isdigit()),
-        key=lambda p: int(p.stem.split('_')[-1]), reverse=True)
-    for ckpt in candidates:
-        if _checkpoint_ok(ckpt):
-            if not pointer.exists() or pointer.read_text().strip() != str(ckpt):
-                pointer.write_text(str(ckpt))
-            return ckpt
-        ckpt.unlink()  # half-written by a killed run
-    pointer.unlink(missing_ok=True)
-    return None
 
 
 def _read_json(path: Path) -> dict | None:
@@ -164,7 +129,7 @@ class Protocol:
         import_all()
         self.cfg = cfg
         self.work_root = Path(work_root)
-        self.run_dir = self.work_root / run_dir_name(cfg)
+        self.run_dir = run_folder(self.work_root, cfg)
         self.tracking_uri = tracking_uri
         self.device = device
         self.amp = amp
@@ -195,9 +160,11 @@ class Protocol:
     def _prepare(self, fresh: bool) -> dict | None:
         """Load or start the run's state; return the final metrics if it is already complete."""
         state = _read_json(self.run_dir / STATE_FILE)
-        if state and fresh:
+        if fresh and self.run_dir.exists():
             shutil.rmtree(self.run_dir)
             state = None
+        elif state is None and any((self.run_dir / stage).exists() for stage in STAGES):
+            state = self._recovered_state()
         if state and state.get('config_hash') != self.hash:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
@@ -221,6 +188,41 @@ class Protocol:
         self._parent_run()
         return None
 
+    def _folder_parents(self, exp: str) -> list:
+        """Parent runs the store holds for this run folder and run key, newest first."""
+        query = (f"tags.`{tracking.TAG}kind` = 'parent' and "
+                 f"tags.`{tracking.TAG}work_dir` = {_quoted(str(self.run_dir.resolve()))}")
+        runs = self.client.search_runs([exp], query, order_by=['attributes.start_time DESC'])
+        return [r for r in runs if r.data.tags.get(tracking.TAG + 'run_key') == run_key(self.cfg)]
+
+    def _stage_runs(self, exp: str, parent: str) -> dict[str, str]:
+        query = f"tags.`mlflow.parentRunId` = '{parent}'"
+        runs = self.client.search_runs([exp], query, order_by=['attributes.start_time ASC'])
+        return {r.data.tags[tracking.TAG + 'stage']: r.info.run_id for r in runs
+                if tracking.TAG + 'stage' in r.data.tags}
+
+    def _recovered_state(self) -> dict:
+        """The state of a run folder whose state file was lost, rebuilt from the store: its newest
+        parent run (found by run key and folder) and that run's stages."""
+        self.client = tracking.client(self.tracking_uri)
+        exp = tracking.experiment_id(self.client, self.cfg.dataset.name, self.tracking_uri)
+        parents = self._folder_parents(exp)
+        if not parents:
+            raise ProtocolError(
+                f'{self.run_dir} has no {STATE_FILE} and {self.tracking_uri} records no run of it, so '
+                f'what it holds cannot be matched to this config: pass --fresh to discard it')
+        parent = parents[0]
+        tags = {k.removeprefix(tracking.TAG): v for k, v in parent.data.tags.items()}
+        complete = tags.get('complete') == 'true' and (self.run_dir / RESULT_FILE).is_file()
+        state = {'config_hash': tags.get('config_hash'), 'data_version': tags.get('data_version', ''),
+                 'run_key': run_key(self.cfg), 'complete': complete,
+                 'runs': {'parent': parent.info.run_id, **self._stage_runs(exp, parent.info.run_id)},
+                 'setup_s': parent.data.metrics.get('time_setup_s', self.setup_s)}
+        self.log(f'{self.run_dir / STATE_FILE} was missing: rebuilt it from MLflow run '
+                 f'{parent.info.run_id}, found by its run key')
+        _write_json(self.run_dir / STATE_FILE, state)
+        return state
+
     def _check_data(self) -> None:
         """Build every split the run reads, so a bad tree or option fails in seconds.
 
@@ -242,6 +244,7 @@ class Protocol:
         c = self.client
         exp = tracking.experiment_id(c, self.cfg.dataset.name, self.tracking_uri)
         parent = self.state['runs'].get('parent')
+        self._close_orphans(exp, keep=parent)
         if parent:
             c.update_run(parent, status='RUNNING')
             self.log(f'resuming MLflow run {parent} from {self.run_dir}')
@@ -275,6 +278,23 @@ class Protocol:
         self.cfg.dump(str(config_file))
         c.log_artifact(run_id, str(config_file), 'config')
         self.log(f'MLflow run {run_id} (experiment {self.cfg.dataset.name}) in {self.tracking_uri}')
+
+    def _close_orphans(self, exp: str, keep: str | None) -> None:
+        """Mark KILLED the parent runs of this folder left RUNNING by a process that is gone.
+
+        The run folder's lock is held, so no other process is running this folder's run: a
+        RUNNING parent that the state does not name (its state file was lost, or the folder
+        was deleted) will never finish.
+        """
+        for run in self._folder_parents(exp):
+            if run.info.run_id == keep or run.info.status != 'RUNNING':
+                continue
+            for stage_run in self._stage_runs(exp, run.info.run_id).values():
+                if self.client.get_run(stage_run).info.status == 'RUNNING':
+                    self.client.set_terminated(stage_run, status='KILLED')
+            self.client.set_terminated(run.info.run_id, status='KILLED')
+            self.log(f'MLflow run {run.info.run_id} of {self.run_dir} was left RUNNING by an '
+                     f'interrupted run that no state names: marked KILLED')
 
     def _child_run(self, stage: str) -> str:
         run_id = self.state['runs'].get(stage)
@@ -318,13 +338,14 @@ class Protocol:
         hooks = list(kwargs.pop('custom_hooks', []))
         hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
                           interval=max(1, self.cfg.log_interval // 2)))
+        hooks.append(dict(type='RandomStateHook'))
         stage_dir = self.run_dir / stage
-        if stage_dir.is_dir():
-            repair_resume_pointer(stage_dir)
-        return Runner(work_dir=str(self.run_dir / stage), custom_hooks=hooks,
+        resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
+        return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
                       randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
                       env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
-                      log_level=self.cfg.log_level, resume=True,
+                      log_level=self.cfg.log_level, resume=resume is not None,
+                      load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
                       experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
                                       f'_{int(time.time() * 1e6) % 1_000_000}',
                       **kwargs)
@@ -368,8 +389,7 @@ class Protocol:
                                     interval=fit.get('checkpoint_interval', 50),
                                     max_keep_ckpts=1, save_last=True),
                     logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
-            with own_checkpoints():
-                runner.train()
+            runner.train()
             anonymizer = runner.model.anonymizer
             torch.save(anonymizer.state_dict(), ckpt)
             info['encoder'] = getattr(anonymizer, 'encoder_source', '')
@@ -455,9 +475,8 @@ class Protocol:
                 checkpoint=dict(type='CheckpointHook', interval=sched.checkpoint_interval,
                                 max_keep_ckpts=1, save_last=True),
                 logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
-        with own_checkpoints():
-            runner.train()
-            metrics = {k: float(v) for k, v in runner.test().items()}
+        runner.train()
+        metrics = {k: float(v) for k, v in runner.test().items()}
         metrics[f'time_{stage}_s'] = time.time() - start
         if once_s:  # the stage that wrote the anonymized videos carries their cost
             metrics['time_anonymize_once_s'] = once_s
@@ -494,7 +513,21 @@ class Protocol:
 
     # ----------------------------------------------------------------- the run
     def run(self, fresh: bool = False) -> dict:
-        """Run (or resume) every stage; return the final metrics."""
+        """Run (or resume) every stage; return the final metrics.
+
+        The run folder is locked meanwhile (``.seed<N>.lock`` beside it): a second process on
+        the same (method, dataset, profile, seed) and work dir is refused, not interleaved.
+        """
+        lock = self.run_dir.parent / f'.{self.run_dir.name}.lock'
+        with contextlib.ExitStack() as stack:
+            try:
+                stack.enter_context(locked(lock, wait=False))
+            except BlockingIOError as err:
+                raise ProtocolError(f'another bench run is running {self.run_dir} ({err}): wait for '
+                                    f'it to end, or stop it, and run again') from None
+            return self._run(fresh)
+
+    def _run(self, fresh: bool) -> dict:
         done = self._prepare(fresh)
         if done is not None:
             self.log(f'{self.run_dir} is complete (MLflow run {done.get("run_id")}); '
@@ -518,6 +551,13 @@ class Protocol:
                     self._finish_stage(stage, result)
                 else:
                     self.log(f'[{stage}] already done, skipping')
+                    if stage not in self.state['runs']:  # its stage run went with a lost state file
+                        self._finish_stage(stage, result)
+                if not self.cfg.get('keep_checkpoints', False):  # spent once the stage has its result
+                    freed = checkpoints.prune(self.run_dir / stage)
+                    if freed:
+                        self.log(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
+                                 f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except BaseException:

@@ -18,7 +18,8 @@ from mmengine.hooks import Hook
 
 from benchmark.errors import TrackingError
 from benchmark.registry import HOOKS
-from benchmark.store import default_artifact_root, resolve_tracking_uri  # noqa: F401 (re-exported)
+from benchmark.store import default_artifact_root, store_lock
+from benchmark.store import resolve_tracking_uri  # noqa: F401 (re-exported)
 
 TAG = 'bench.'
 PACKAGES = ('raprivacy-bench', 'torch', 'mmaction2', 'mmengine', 'mmcv-lite', 'mlflow', 'numpy',
@@ -34,9 +35,10 @@ def client(uri: str):
         os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '10')
     # No mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which would send every later
     # store lookup in this process (another work dir, a test) to this store.
-    c = MlflowClient(tracking_uri=uri)
     try:
-        c.search_experiments(max_results=1)
+        with store_lock(uri):  # the first client of a fresh SQLite file creates its tables
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)
     except Exception as err:  # any failure here means no run can be recorded
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrackingError(f'tracking store {uri} cannot be reached ({first[:200]}): start the '
@@ -45,13 +47,20 @@ def client(uri: str):
 
 
 def experiment_id(c, name: str, uri: str) -> str:
+    """The experiment ``name``, created if missing (by this process or a parallel one)."""
+    from mlflow.exceptions import MlflowException
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        if exp.lifecycle_stage == 'deleted':
-            c.restore_experiment(exp.experiment_id)
-        return exp.experiment_id
-    root = default_artifact_root(uri)
-    return c.create_experiment(name, artifact_location=f'{root}/{name}' if root else None)
+    if exp is None:
+        root = default_artifact_root(uri)
+        try:
+            return c.create_experiment(name, artifact_location=f'{root}/{name}' if root else None)
+        except MlflowException as err:
+            if err.error_code != 'RESOURCE_ALREADY_EXISTS':
+                raise
+            exp = c.get_experiment_by_name(name)  # a run started at the same time created it
+    if exp.lifecycle_stage == 'deleted':
+        c.restore_experiment(exp.experiment_id)
+    return exp.experiment_id
 
 
 def git_state(repo: Path | None = None) -> tuple[str, bool]:

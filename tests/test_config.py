@@ -3,6 +3,7 @@ import pytest
 
 from benchmark.config import (available_datasets, available_methods, available_profiles,
                               config_hash, resolve_config)
+from benchmark.errors import ProtocolError
 from benchmark.registry import UnknownNameError
 
 
@@ -85,3 +86,41 @@ def test_the_embedded_data_of_every_profile_can_be_generated(dataset, profile):
         a = args.arguments
         check_settings(split, a['domain'], a['size'], a['num_frames'], a[f'{split}_per_class'],
                        a['privacy_rates'], a['correlation'])
+
+
+@pytest.mark.parametrize('key, value, flag', [
+    ('profile', 'paper', '--profile'), ('method', 'depth', '--method'), ('seed', '/..', '--seed'),
+    ('dataset.name', '..', '--dataset'), ('variant', 'x', 'bench sweep --grid'),
+    ('fit_dataset', {'name': 'vp_synth_b'}, '--train-dataset'),
+    ('fit_dataset.name', 'vp_synth_b', '--train-dataset'),
+    ('dataset', {'name': 'vp_ucf101'}, '--dataset'), ('dataset', 'elsewhere', '--dataset')])
+def test_cfg_options_cannot_rename_the_run(key, value, flag):
+    """Identity keys name the run's folder and table row: only their own flags set them."""
+    with pytest.raises(ProtocolError) as err:
+        resolve_config('raw', 'vp_synth', 'smoke', options={key: value})
+    message = str(err.value)
+    assert '\n' not in message and key in message and flag in message
+
+
+def test_cfg_options_still_set_everything_else_of_a_dataset():
+    cfg = resolve_config('raw', 'vp_synth', 'smoke', options={'dataset.source.size': 40})
+    assert cfg.dataset.source['size'] == 40 and cfg.dataset.name == 'vp_synth'
+    cfg = resolve_config('raw', 'vp_synth', 'smoke', options={'dataset': {'clip': {'frame_interval': 3}}})
+    assert cfg.dataset.clip['frame_interval'] == 3 and cfg.dataset.name == 'vp_synth'
+
+
+def test_a_run_folder_outside_the_work_dir_is_refused(tmp_path):
+    from benchmark.protocol import run_folder
+    cfg = resolve_config('raw', 'vp_synth', 'smoke', seed=3)
+    assert run_folder(tmp_path, cfg) == tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed3'
+    for name in ('../../..', '/etc'):
+        cfg.dataset.name = name  # what --cfg-options no longer allows, made by hand
+        with pytest.raises(ProtocolError, match='is not inside --work-dir'):
+            run_folder(tmp_path, cfg)
+
+
+def test_keep_checkpoints_does_not_change_the_config_hash():
+    cfg = resolve_config('raw', 'vp_synth', 'smoke')
+    assert cfg.keep_checkpoints is False
+    kept = resolve_config('raw', 'vp_synth', 'smoke', options={'keep_checkpoints': True})
+    assert config_hash(kept) == config_hash(cfg)

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from benchmark.cli import main
 from benchmark.config import available_methods
-from benchmark.protocol import _checkpoint_ok
+from benchmark.checkpoints import complete
 
 pytestmark = pytest.mark.slow
 
@@ -130,7 +130,7 @@ def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     # wait for a complete epoch_2 checkpoint: killing mid-write is test_resume_pointer_...'s case
-    while not _checkpoint_ok(run_dir / 'action' / 'epoch_2.pth'):
+    while not complete(run_dir / 'action' / 'epoch_2.pth'):
         assert proc.poll() is None, proc.stdout.read()[-3000:]
         assert time.time() < deadline, 'no checkpoint within 4 minutes'
         time.sleep(0.05)
@@ -182,15 +182,71 @@ def test_saved_samples_are_the_same_clips_for_every_method(work_root):
     assert not np.array_equal(raw['frames'], blk['frames'])
 
 
-def test_resume_pointer_survives_a_kill_between_delete_and_rewrite(tmp_path):
-    import torch
-    from benchmark.protocol import repair_resume_pointer
-    torch.save({'meta': {}}, tmp_path / 'epoch_2.pth')
-    (tmp_path / 'epoch_3.pth').write_bytes(b'PK\x03\x04 half a checkpoint')  # killed mid-write
-    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))  # already deleted
-    assert repair_resume_pointer(tmp_path) == tmp_path / 'epoch_2.pth'
-    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_2.pth')
-    assert not (tmp_path / 'epoch_3.pth').exists()
-    (tmp_path / 'epoch_2.pth').unlink()
-    assert repair_resume_pointer(tmp_path) is None
-    assert not (tmp_path / 'last_checkpoint').exists()
+def test_finished_stages_keep_no_training_checkpoint_unless_asked(work_root, tmp_path):
+    run_dir = work_root / 'vp_synth' / 'raw' / 'smoke' / 'seed0'  # made by the smoke run above
+    assert (run_dir / 'result.json').is_file() and (run_dir / 'fit' / 'anonymizer.pth').is_file()
+    assert not list(run_dir.rglob('*_*.pth')) and not list(run_dir.rglob('last_checkpoint'))
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path),
+                 '--cfg-options', 'keep_checkpoints=True']) == 0
+    kept = tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed0'
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob('epoch_*.pth')) == [
+        'action/epoch_1.pth', 'privacy/epoch_1.pth']
+
+
+def test_parallel_first_runs_share_a_fresh_store(tmp_path):
+    """Four runs started at once on an empty work dir all finish, none lost or doubled."""
+    methods = ('raw', 'depth', 'downsample_2x', 'blackening')
+    procs = [subprocess.Popen([sys.executable, '-m', 'benchmark.cli', 'run', '--method', m,
+                               '--profile', 'smoke', '--work-dir', str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for m in methods]
+    outputs = [p.communicate(timeout=1200)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [o[-2000:] for o in outputs]
+    for m in methods:
+        runs = _parents(tmp_path, method=m)
+        assert len(runs) == 1 and runs[0].info.status == 'FINISHED', m
+
+
+def test_a_lost_state_file_continues_the_same_mlflow_run(work_root, capsys):
+    """state.json gone mid-run: the parent run is found by its run key, and a RUNNING parent
+    that nothing names any more is closed, so no run stays RUNNING and none is doubled."""
+    args = ['run', '--method', 'downsample_4x', '--profile', 'smoke', '--seed', '5',
+            '--work-dir', str(work_root)]
+    assert main(args) == 0
+    run_dir = work_root / 'vp_synth' / 'downsample_4x' / 'smoke' / 'seed5'
+    (first,) = _parents(work_root, method='downsample_4x', seed='5')
+    c = _store(work_root)
+    # as a kill during the privacy stage leaves it, with the state file lost besides
+    c.set_tag(first.info.run_id, 'bench.complete', 'false')
+    c.update_run(first.info.run_id, status='RUNNING')
+    for name in ('state.json', 'result.json', 'privacy/result.json'):
+        (run_dir / name).unlink()
+    # and the parent of an earlier start whose state was lost too, left RUNNING by a kill -9
+    orphan = c.create_run(first.info.experiment_id, start_time=first.info.start_time - 60_000, tags={
+        k: v for k, v in first.data.tags.items() if k.startswith('bench.')}).info.run_id
+    capsys.readouterr()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert 'rebuilt it from MLflow run ' + first.info.run_id in out and '[action] already done' in out
+    runs = {r.info.run_id: r for r in _parents(work_root, method='downsample_4x', seed='5')}
+    assert set(runs) == {first.info.run_id, orphan}
+    assert runs[first.info.run_id].info.status == 'FINISHED'
+    assert runs[first.info.run_id].data.tags['bench.complete'] == 'true'
+    assert runs[orphan].info.status == 'KILLED'
+
+
+def test_a_folder_without_state_or_record_is_refused(tmp_path, capsys):
+    (tmp_path / 'vp_synth' / 'raw' / 'smoke' / 'seed0' / 'action').mkdir(parents=True)
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's own log lines
+    assert err.startswith('bench: ') and 'has no state.json' in err and '--fresh' in err
+
+
+def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path, capsys):
+    from benchmark.store import locked
+    folder = tmp_path / 'vp_synth' / 'raw' / 'smoke'
+    with locked(folder / '.seed0.lock'):
+        assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith('bench: another bench run is running') and str(os.getpid()) in err
+    assert not (folder / 'seed0').exists()

@@ -61,3 +61,27 @@ def test_opening_a_store_does_not_redirect_later_lookups(tmp_path, monkeypatch):
     first = tracking.resolve_tracking_uri(None, tmp_path / 'a')
     tracking.client(first)
     assert tracking.resolve_tracking_uri(None, tmp_path / 'b') != first
+
+
+def _open_store(args):
+    uri, barrier = args
+    barrier.wait()  # all at once, as parallel first runs do
+    c = tracking.client(uri)
+    exp = tracking.experiment_id(c, 'vp_synth', uri)
+    return c.create_run(exp).info.run_id
+
+
+def test_parallel_first_opens_of_a_fresh_store_all_succeed(tmp_path):
+    """The first client creates the tables (MLflow's migrations) under the store's lock file;
+    the others wait for it, and the experiment is created once."""
+    import multiprocessing
+    uri = tracking.resolve_tracking_uri(None, tmp_path)
+    ctx = multiprocessing.get_context('fork')
+    barrier = ctx.Manager().Barrier(4)
+    with ctx.Pool(4) as pool:
+        run_ids = pool.map(_open_store, [(uri, barrier)] * 4)
+    assert len(set(run_ids)) == 4
+    c = tracking.client(uri)
+    exps = [e for e in c.search_experiments() if e.name == 'vp_synth']
+    assert len(exps) == 1 and len(c.search_runs([exps[0].experiment_id])) == 4
+    assert (tmp_path / 'mlflow.db.lock').is_file()

@@ -5,13 +5,17 @@ disk, files that do not decode, listed clips without privacy labels, and labels 
 classes whose clip no split lists. A tree is ``ok`` when nothing is missing, undecodable or
 unlabelled; labels without clips are shown but do not fail it (they change no run).
 
-``decode='sample'`` (the quick mode, run before training) checks presence and labels for
-every clip and decodes a few; ``decode=True`` opens every clip and decodes its first,
-middle and last frame, in worker processes.
+``decode='sample'`` (the quick mode) checks presence and labels for every clip and decodes a
+few; ``decode=True`` opens every clip and decodes its first, middle and last frame, in worker
+processes. A run does the same full decoding of the clips it reads before it starts, cached
+per file (:func:`undecodable_clips`), and refuses to start on a clip that does not decode
+unless its source says ``on_corrupt='skip'``.
 """
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import os
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -93,11 +97,11 @@ class DatasetReport:
         return '\n'.join(lines)
 
 
-def _probe(args: tuple[str, str, str, int]) -> str | None:
+def _probe(args: tuple[str, str, str, str, int]) -> str | None:
     """Open one clip and decode its first, middle and last frame; the error, or None."""
-    path, layout, backend, start_index = args
+    path, layout, backend, filename_tmpl, start_index = args
     try:
-        decoder = _Decoder(layout, backend, 'img_{:05}.jpg', start_index)
+        decoder = _Decoder(layout, backend, filename_tmpl, start_index)
         n = decoder.num_frames(Path(path))
         if n <= 0:
             return 'no frames'
@@ -107,6 +111,46 @@ def _probe(args: tuple[str, str, str, int]) -> str | None:
     except Exception as e:  # noqa: BLE001 - the report names the file and the reason
         return f'{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ""}'
     return None
+
+
+def probe_clips(jobs: list[tuple[str, str, str, str, int]], workers: int | None = None) -> list[str | None]:
+    """:func:`_probe` every job, in worker processes when there are many; errors in job order."""
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(jobs) > 8:
+        with ProcessPoolExecutor(workers) as pool:
+            return list(pool.map(_probe, jobs, chunksize=16))
+    return [_probe(j) for j in jobs]
+
+
+def undecodable_clips(name: str, paths: dict[str, Path], layout: str, decoder: str,
+                      filename_tmpl: str, start_index: int, cache_dir: Path,
+                      workers: int | None = None) -> dict[str, str]:
+    """The clips among ``paths`` (clip name -> file) that do not decode, with the reason.
+
+    Every file is probed as ``bench datasets check`` does, once per version of it: verdicts are
+    cached in ``<cache_dir>/<name>/decode_check-<settings>.json`` with each file's size and
+    mtime (a frame folder's own, for extracted frames), so the next run of the same tree only
+    stats its files and probes what changed.
+    """
+    settings = f'{layout}|{decoder}|{filename_tmpl}|{start_index}'
+    cache = Path(cache_dir) / name / f'decode_check-{hashlib.sha1(settings.encode()).hexdigest()[:12]}.json'
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    stamps = {}
+    for path in paths.values():
+        st = path.stat()
+        stamps[str(path)] = [st.st_size, st.st_mtime_ns]
+    todo = [str(p) for p in paths.values() if known.get(str(p), [None, None])[:2] != stamps[str(p)]]
+    if todo:
+        errors = probe_clips([(p, layout, decoder, filename_tmpl, start_index) for p in todo], workers)
+        known.update({p: stamps[p] + [e] for p, e in zip(todo, errors)})
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f'.{cache.name}.{os.getpid()}')  # aside and renamed: runs may share it
+        tmp.write_text(json.dumps(known))
+        os.replace(tmp, cache)
+    return {clip: known[str(p)][2] for clip, p in paths.items() if known[str(p)][2] is not None}
 
 
 def check_dataset(name: str, data_root: str | Path, split_id: int = 1,
@@ -192,13 +236,8 @@ def check_dataset(name: str, data_root: str | Path, split_id: int = 1,
             import decord  # noqa: F401
         except ImportError:
             decoder = 'pyav'
-        jobs = [(str(index.path(c)), index.layout, decoder, start_index) for c in targets]
-        workers = workers or os.cpu_count() or 1
-        if workers > 1 and len(jobs) > 8:
-            with ProcessPoolExecutor(workers) as pool:
-                errors = list(pool.map(_probe, jobs, chunksize=16))
-        else:
-            errors = [_probe(j) for j in jobs]
+        jobs = [(str(index.path(c)), index.layout, decoder, 'img_{:05}.jpg', start_index) for c in targets]
+        errors = probe_clips(jobs, workers)
         report.undecodable = [(c.name, e) for c, e in zip(targets, errors) if e is not None]
         report.decoded = len(targets)
     return report

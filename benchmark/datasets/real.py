@@ -280,6 +280,7 @@ class _Decoder:
         from mmaction.datasets.transforms import (DecordDecode, DecordInit, PyAVDecode, PyAVInit,
                                                   RawFrameDecode)
         self.layout = layout
+        self.backend = backend
         self.filename_tmpl = filename_tmpl
         self.start_index = start_index
         if layout == 'frames':
@@ -359,8 +360,13 @@ class _RealVideoSource:
             ``$BENCH_CACHE`` or ``~/.cache/raprivacy-bench``. Defaults to None.
         aux_short_side (int): Short side at which aux maps are computed and cached (they are
             resized to the frame size on read). Defaults to 128.
-        preflight (bool): Fail at construction when listed clips are missing or the first one
-            does not decode (seconds, instead of hours into training). Defaults to True.
+        preflight (bool): At construction, fail when listed clips are missing, and decode every
+            clip once (first, middle and last frame, in worker processes; the verdicts are cached
+            per file, so the next run only stats them), so that a broken clip stops the run
+            before training, not hours into it. Defaults to True.
+        on_corrupt (str): What the preflight does with clips that do not decode: ``'refuse'``
+            (one error naming them and their count) or ``'skip'`` (leave them out, with a logged
+            count). Defaults to ``'refuse'``.
     """
 
     name = ''
@@ -370,12 +376,15 @@ class _RealVideoSource:
                  person: dict | None = None, layout: str = 'auto', decoder: str = 'decord',
                  filename_tmpl: str = 'img_{:05}.jpg', start_index: int = 1,
                  split_dir: str | None = None, cache_dir: str | None = None,
-                 aux_short_side: int = 128, preflight: bool = True) -> None:
+                 aux_short_side: int = 128, preflight: bool = True, on_corrupt: str = 'refuse') -> None:
         if data_root is None:
             raise ValueError(f'{self.name}: no data root: pass --data-root PATH (or '
                              f'dataset.source.data_root) with {_LAYOUTS[self.name]["expected"]}')
         if split not in SPLITS:
             raise ValueError(f"{self.name}: split must be 'train' or 'test', got {split!r}")
+        if on_corrupt not in ('refuse', 'skip'):
+            raise ValueError(f"{self.name}: on_corrupt must be 'refuse' or 'skip', got {on_corrupt!r}")
+        self.on_corrupt = on_corrupt
         unknown = [a for a in aux if a not in AUX_KINDS]
         if unknown:
             raise ValueError(f'{self.name}: unknown aux maps {unknown}; valid: {", ".join(AUX_KINDS)}')
@@ -431,20 +440,33 @@ class _RealVideoSource:
 
     def _preflight(self) -> None:
         _, missing = present_clips(self.index, self.clips)
+        check = f'run `bench datasets check {self.name} --data-root {self.index.data_root}`'
+        where = f'{self.name} split {self.split_id} {self.split}'
         if missing:
             shown = ', '.join(c.name for c in missing[:5])
             more = f' and {len(missing) - 5} more' if len(missing) > 5 else ''
             raise FileNotFoundError(
-                f'{self.name} split {self.split_id} {self.split}: {len(missing)} of '
-                f'{len(self.clips)} clips are missing under {self.index.video_root}: {shown}{more}; '
-                f'run `bench datasets check {self.name} --data-root {self.index.data_root}`')
-        try:
-            n = self.num_frames(0)
-            self._decoder.read(self._paths[0], np.array([0, n - 1]))
-        except Exception as e:  # noqa: BLE001 - any decoder failure means the same to the user
-            raise RuntimeError(f'{self.name}: {self._paths[0]} does not decode ({e}); run '
-                               f'`bench datasets check {self.name} --data-root '
-                               f'{self.index.data_root}`') from None
+                f'{where}: {len(missing)} of {len(self.clips)} clips are missing under '
+                f'{self.index.video_root}: {shown}{more}; {check}')
+        from benchmark.datasets.check import undecodable_clips
+        d = self._decoder
+        bad = undecodable_clips(self.name, {c.name: p for c, p in zip(self.clips, self._paths)},
+                                d.layout, d.backend, d.filename_tmpl, d.start_index, self.cache_dir)
+        if not bad:
+            return
+        names = list(bad)
+        listing = ', '.join(names[:3]) + (f' and {len(names) - 3} more' if len(names) > 3 else '')
+        if self.on_corrupt == 'refuse' or len(bad) == len(self.clips):
+            raise RuntimeError(
+                f'{where}: {len(bad)} of {len(self.clips)} clips do not decode: {listing} '
+                f'({names[0]}: {bad[names[0]]}); {check} for the list, replace them, or leave them '
+                f"out with --cfg-options dataset.source.on_corrupt=skip")
+        keep = [i for i, c in enumerate(self.clips) if c.name not in bad]
+        self.clips = [self.clips[i] for i in keep]
+        self._labels = [self._labels[i] for i in keep]
+        self._paths = [self._paths[i] for i in keep]
+        print_log(f'{where}: {len(bad)} clips that do not decode are left out (on_corrupt=skip), '
+                  f'{len(self.clips)} remain: {listing}', logger='current', level=logging.WARNING)
 
     # --- the SOURCE interface of benchmark.datasets.clips ---
     def __len__(self) -> int:
@@ -456,7 +478,12 @@ class _RealVideoSource:
         return self._frame_counts[i]
 
     def read(self, i: int, frame_indices) -> np.ndarray:
-        frames = self._decoder.read(self._paths[i], frame_indices)
+        try:
+            frames = self._decoder.read(self._paths[i], frame_indices)
+        except Exception as e:  # noqa: BLE001 - whatever the decoder raises, name the file
+            first = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            raise RuntimeError(f'{self.name}: {self._paths[i]} does not decode ({first}); run `bench '
+                               f'datasets check {self.name} --data-root {self.index.data_root}`') from None
         if not self.aux_channels:
             return frames
         h, w = frames.shape[1:3]

@@ -1,4 +1,9 @@
-"""`bench datasets check`: what a user sees for a complete, a broken and a misplaced tree."""
+"""`bench datasets check` and the run's own check: a complete, a broken and a misplaced tree."""
+import os
+from pathlib import Path
+
+import pytest
+
 from benchmark.datasets.check import check_dataset
 from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf
 
@@ -57,3 +62,51 @@ def test_bench_datasets_check_command_exit_status(tmp_path, capsys):
         assert name in out
     assert main(['datasets', 'check', 'vp_ucf101', '--data-root', str(good), '--quick']) == 0
     assert capsys.readouterr().out.strip().endswith('OK')
+
+
+def test_a_run_decodes_every_clip_before_training_and_names_the_corrupt_one(tmp_path, monkeypatch):
+    """The source's preflight decodes every clip of its split once, caches the verdicts, and
+    refuses (or, on request, leaves out) the clips that do not decode."""
+    from benchmark.datasets import check
+    from benchmark.registry import DATASETS
+
+    info = build_ucf(tmp_path / 'ucf', missing=False, unlabelled=False)
+    corrupt = info['corrupt'] + '.avi'
+
+    def build(**kw):
+        return DATASETS.build(dict(type='VPUCF101Source', data_root=str(tmp_path / 'ucf'),
+                                   cache_dir=str(tmp_path / 'cache'), **kw))
+    with pytest.raises(RuntimeError) as err:
+        build()
+    message = str(err.value)
+    assert '\n' not in message and f'1 of 5 clips do not decode: {corrupt}' in message
+    assert 'bench datasets check vp_ucf101' in message and 'on_corrupt=skip' in message
+    assert build(split='test').clips  # the test split has no corrupt clip
+
+    def no_probing(jobs, workers=None):
+        raise AssertionError(f'probed {len(jobs)} clips again')
+    monkeypatch.setattr(check, 'probe_clips', no_probing)  # verdicts come from the cache now
+    skipped = build(on_corrupt='skip')
+    assert len(skipped) == 4 and corrupt not in [c.name for c in skipped.clips]
+    assert len(skipped._labels) == len(skipped._paths) == 4
+
+    monkeypatch.undo()
+    good = tmp_path / 'ucf' / 'UCF-101' / info['train'][0]
+    os.utime(good.with_suffix('.avi'), ns=(1, 1))  # a changed file is probed again, alone
+    probed = []
+    real_probe = check.probe_clips
+    monkeypatch.setattr(check, 'probe_clips',
+                        lambda jobs, workers=None: probed.extend(jobs) or real_probe(jobs))
+    assert len(build(on_corrupt='skip')) == 4
+    assert [Path(j[0]).name for j in probed] == [good.name + '.avi']
+
+
+def test_a_run_on_a_tree_with_a_corrupt_clip_stops_before_anything_is_recorded(tmp_path, capsys):
+    from benchmark.cli import main
+    info = build_ucf(tmp_path / 'ucf', missing=False, unlabelled=False)
+    code = main(['run', '--method', 'raw', '--profile', 'smoke', '--dataset', 'vp_ucf101',
+                 '--data-root', str(tmp_path / 'ucf'), '--work-dir', str(tmp_path / 'work')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith('bench: dataset vp_ucf101 (train)')
+    assert info['corrupt'] in err[-1] and '1 of 5 clips do not decode' in err[-1]
+    assert not (tmp_path / 'work' / 'mlflow.db').exists()

@@ -117,7 +117,7 @@ def test_bad_trees_fail_at_construction_in_one_line(tmp_path):
         ucf(tmp_path, split='test')
     bad = tmp_path / 'UCF-101' / f'{UCF_CLIPS["train"][0]}.avi'
     bad.write_bytes(b'not a video')
-    with pytest.raises(RuntimeError, match='does not decode'):
+    with pytest.raises(RuntimeError, match=f'1 of 5 clips do not decode: {UCF_CLIPS["train"][0]}.avi'):
         ucf(tmp_path)
     with pytest.raises(FileNotFoundError, match='annotations file .*absent.pickle'):
         ucf(tmp_path, split='test', annotations=str(tmp_path / 'absent.pickle'))

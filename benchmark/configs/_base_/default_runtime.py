@@ -15,3 +15,7 @@ sample_videos = 4
 # Target models read every evaluation video anonymized once beforehand, instead of running the
 # anonymizer on every batch (benchmark/datasets/anonymized.py); per-frame anonymizers only.
 anonymize_once = False
+# Keep each stage's last training checkpoint after the stage has its result (about 25 MB per
+# target stage at smoke size); by default only results, samples and the fitted anonymizer stay.
+# Not part of the config hash: it changes what is kept, not what is computed.
+keep_checkpoints = False
