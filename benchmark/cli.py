@@ -418,11 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmark.errors import ProtocolError, TrackingError, UnknownNameError
+    from benchmark.errors import BenchError, first_line
     try:
         return args.func(args)
-    except (UnknownNameError, ProtocolError, TrackingError, FileNotFoundError) as err:
-        print(f'bench: {err}', file=sys.stderr)
+    except BenchError as err:  # the suite's own errors: the message is the whole answer
+        print(f'bench: {first_line(err)}', file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder the system refused: name it
+        named = f'{err.filename}: {err.strerror}' if err.filename and err.strerror else first_line(err)
+        print(f'bench: {named}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('\nbench: interrupted; run the same command again to resume', file=sys.stderr)

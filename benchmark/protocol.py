@@ -36,6 +36,7 @@ from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
 from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-exported)
+from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
 
@@ -80,11 +81,6 @@ def run_dir_name(cfg: Config) -> Path:
 def run_key(cfg: Config) -> str:
     train = cfg.fit_dataset['name'] if cfg.fit_dataset else cfg.dataset.name
     return f'{method_name(cfg)}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
 def _checkpoint_ok(path: Path) -> bool:
