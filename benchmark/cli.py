@@ -79,11 +79,14 @@ def _parse_options(pairs: list[str] | None) -> dict:
 
 
 def _seeds(args) -> list[int]:
-    if args.seeds:
+    if args.seeds is not None:
         try:
-            return [int(s) for s in args.seeds.split(',') if s.strip()]
+            seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
         except ValueError:
-            raise SystemExit(f'bench: --seeds {args.seeds!r} must be integers like 0,1,2') from None
+            seeds = []
+        if not seeds or min(seeds) < 0:
+            raise SystemExit(f'bench: --seeds {args.seeds!r} must be integers >= 0 like 0,1,2')
+        return seeds
     return [args.seed]
 
 
