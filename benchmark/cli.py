@@ -357,19 +357,21 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_anonymize(args) -> int:
-    from raprivacy import anonymize_video, load_anonymizer
-    from benchmark.store import resolve_tracking_uri
     if bool(args.run) == bool(args.checkpoint):
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
+    uri = _store_for_reading(args) if args.run else None
     _select_device(args.device)
-    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
+    from raprivacy import anonymize_video, load_anonymizer
+    from benchmark.errors import InputError, first_line
     try:
         anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
                                      device=args.device)
         out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
-    except ValueError as err:  # input the tool cannot use, e.g. a method that needs masks
-        raise SystemExit(f'bench: {err}') from None
-    print(f'wrote {out or args.output}')
+    except ValueError as err:  # input the tool cannot use, e.g. a video PyAV cannot decode
+        raise InputError(first_line(err)) from None
+    at = (f'anonymized at {out["size"]}, the size its anonymizer was fitted at, and resized back'
+          if out['size'] else 'at the video\'s own size')
+    print(f'wrote {out["output"]}: {out["frames"]} frames {at}')
     return 0
 
 

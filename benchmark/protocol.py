@@ -206,6 +206,8 @@ class Protocol:
         if state and state.get('complete'):
             self.client = tracking.client(self.tracking_uri)
             return _read_json(self.run_dir / RESULT_FILE)
+        if (self.run_dir / 'fit' / RESULT_FILE).exists():  # a damaged fit: one line, before any log
+            self._fitted_anonymizer()
         self._check_data()
         self.client = tracking.client(self.tracking_uri)
         self.run_dir.mkdir(parents=True, exist_ok=True)
