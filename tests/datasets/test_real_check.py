@@ -1,6 +1,6 @@
 """`bench datasets check`: what a user sees for a complete, a broken and a misplaced tree."""
 from benchmark.datasets.check import check_dataset
-from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf
+from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf, malicious_pickle
 
 
 def test_check_names_missing_undecodable_and_unlabelled_clips(tmp_path):
@@ -57,3 +57,18 @@ def test_bench_datasets_check_command_exit_status(tmp_path, capsys):
         assert name in out
     assert main(['datasets', 'check', 'vp_ucf101', '--data-root', str(good), '--quick']) == 0
     assert capsys.readouterr().out.strip().endswith('OK')
+
+
+def test_a_label_pickle_that_would_run_code_is_one_line(tmp_path, capsys):
+    """Refused by the restricted unpickler, as `bench run` refuses it: one line, status 2."""
+    from benchmark.cli import main
+    build_hmdb(tmp_path)
+    marker = tmp_path / 'ran'
+    (tmp_path / 'hostile.pickle').write_bytes(malicious_pickle(marker))
+    assert main(['datasets', 'check', 'vp_hmdb51', '--data-root', str(tmp_path), '--annotations',
+                 str(tmp_path / 'hostile.pickle'), '--quick']) == 2
+    captured = capsys.readouterr()
+    assert not captured.out
+    assert captured.err.startswith('bench: ') and captured.err.count('\n') == 1
+    assert 'hostile.pickle: refusing to load global' in captured.err
+    assert not marker.exists()
