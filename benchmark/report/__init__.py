@@ -13,10 +13,10 @@ Files, per profile (profiles are never mixed in one table):
 - ``plots/plane_<profile>``, ``plots/ap_<profile>``, ``plots/curves_<profile>``,
   ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
 
-A report replaces the previous one: tables and figures of the report folder, ``runs.csv``,
-``curves.csv`` and ``samples/`` of the results folder that this report did not write are
-removed (other files are never touched), and the frame grid draws only samples of the runs in
-its table, so tables, figures and samples always come from the same runs.
+A report replaces the previous one: tables and figures of the report folder (``*_<profile>``
+files at its top and in ``plots/``) and samples of the results folder that this report did not
+write are removed (other files are never touched), and the frame grid draws only samples of the
+runs in its table, so tables, figures and samples always come from the same runs.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark.config import available_profiles
 from benchmark.errors import InputError, first_line
 from benchmark.report import grid, plots, runs as runs_io, tables
 
@@ -124,16 +125,18 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         renderer.close()
         raise
     written += renderer.finish()
-    _remove_stale(out, REPORT_FILES, written)
+    _remove_stale(out, report_files({*available_profiles(), *all_runs.profile}), written)
     timings['render'] = time.perf_counter() - export_start - timings.get('export', 0.0)
     return written
 
 
-# What a report writes in its folder; a file of these names that a report did not write is
-# from an earlier report and is removed.
-REPORT_FILES = ['table1_*.md', 'table1_*.tex', 'table1_*.csv', 'transfer_*.md', 'transfer_*.tex',
-                'transfer_*.csv', *(f'plots/{kind}_*.{suffix}' for kind in ('plane', 'ap', 'curves', 'frames')
-                                    for suffix in ('png', 'pdf'))]
+def report_files(profiles) -> list[str]:
+    """Patterns of what a report writes, whatever the table or figure: ``<name>_<profile>`` with
+    a table's suffix at the top of the report folder, with a figure's in ``plots/`` (never in
+    another folder). A file of these names that a report did not write is an earlier report's."""
+    return [f'{folder}*_{profile}.{suffix}' for profile in sorted(profiles)
+            for folder, suffixes in (('', ('md', 'tex', 'csv')), ('plots/', ('png', 'pdf')))
+            for suffix in suffixes]
 
 
 def _remove_stale(folder: Path, patterns: list[str], written: list[Path]) -> None:

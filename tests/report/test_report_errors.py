@@ -86,10 +86,13 @@ def test_a_report_replaces_the_previous_one(store, built, tmp_path):
     shutil.copytree(built['root'] / 'results', results)
     (out / 'vp_synth_preview.png').write_bytes(b'a preview: not a report file')
     (out / 'notes.md').write_text('mine')
+    (out / 'archive').mkdir()
+    (out / 'archive' / 'table1_smoke.md').write_text('an archived table: never removed')
     build_report(store, out, results, datasets=['vp_synth'], profiles=['cpu'])
-    assert sorted(p.name for p in out.glob('*')) == [
-        'notes.md', 'plots', 'table1_cpu.csv', 'table1_cpu.md', 'table1_cpu.tex',
-        'vp_synth_preview.png']
+    names = sorted(p.name for p in out.glob('*'))
+    assert {'notes.md', 'vp_synth_preview.png', 'archive', 'plots', 'table1_cpu.md'} <= set(names)
+    assert not [n for n in names if '_smoke.' in n]
+    assert (out / 'archive' / 'table1_smoke.md').is_file()
     figures = sorted(p.name for p in (out / 'plots').glob('*') if p.name != '.inputs.json')
     assert all('_cpu' in name for name in figures) and 'plane_cpu.png' in figures
     assert not list((results / 'samples').glob('*_smoke.npz'))  # vp_synth cpu logged none
