@@ -10,6 +10,7 @@ import torch
 
 from baselines.regions import dilate, frames, scaled, unframes
 from benchmark.anonymizer import Anonymizer
+from benchmark.errors import Bound
 from benchmark.registry import ANONYMIZERS
 
 
@@ -28,6 +29,7 @@ class Blackening(Anonymizer):
 
     def __init__(self, dilate: float = 2.0) -> None:
         super().__init__()
+        Bound(float, 0).check('dilate', dilate)
         self.dilate = dilate
 
     def forward(self, clips: torch.Tensor, aux=None) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch
 
 from baselines.regions import dilate, frames, gaussian_blur, scaled, unframes
 from benchmark.anonymizer import Anonymizer
+from benchmark.errors import Bound
 from benchmark.registry import ANONYMIZERS
 
 
@@ -32,6 +33,8 @@ class RegionBlur(Anonymizer):
 
     def __init__(self, sigma: float = 6.0, dilate: float = 2.0, name: str = 'StrongBlur') -> None:
         super().__init__()
+        Bound(float, 0, strict=True).check('sigma', sigma)
+        Bound(float, 0).check('dilate', dilate)
         self.sigma = sigma
         self.dilate = dilate
         self.table_name = name

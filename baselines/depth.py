@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from benchmark.anonymizer import Anonymizer
+from benchmark.errors import Bound
 from benchmark.registry import ANONYMIZERS
 
 
@@ -28,6 +29,7 @@ class DepthImage(Anonymizer):
 
     def __init__(self, gamma: float = 1.0) -> None:
         super().__init__()
+        Bound(float, 0, strict=True).check('gamma', gamma)
         self.gamma = gamma
 
     def forward(self, clips: torch.Tensor, aux=None) -> torch.Tensor:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from baselines.regions import frames, unframes
 from benchmark.anonymizer import Anonymizer
+from benchmark.errors import Bound, ConfigError
 from benchmark.registry import ANONYMIZERS
 
 
@@ -30,8 +31,9 @@ class Downsample(Anonymizer):
 
     def __init__(self, factor: int = 2, upsample: str = 'bilinear') -> None:
         super().__init__()
-        if factor < 1:
-            raise ValueError(f'Downsample factor must be >= 1, got {factor}')
+        Bound(int, 1).check('factor', factor)
+        if upsample not in ('bilinear', 'nearest'):
+            raise ConfigError(f"upsample={upsample!r}: it must be 'bilinear' or 'nearest'")
         self.factor = factor
         self.upsample = upsample
         self.table_name = f'Downsample-{factor}x'

@@ -7,10 +7,13 @@ run's ``anonymizer/`` artifacts. ``load_anonymizer`` rebuilds it from either pla
 ``anonymize_video`` streams a video file (or a folder of frames) through it in windows of T
 frames, so memory does not grow with the video's length.
 
-Frames are resized (bilinear, antialiased) to the anonymizer's working size, ``S x S`` by
-default (the crop size it was fitted on, which every anonymizer accepts; wide frames are
-squeezed), anonymized, and resized back to the video's own size. The last window is padded
-with its last frame and the padding dropped. Audio is not copied.
+A fixed anonymizer (blur, downsampling, ...) works on the frames at the video's own size: its
+sizes are given at 112 px frame height and scale with the frame, so a small training crop must
+not shrink the video it anonymizes. A learning anonymizer works at the size it was fitted at:
+frames are resized (bilinear, antialiased) to ``S x S`` (the fitted crop size; wide frames are
+squeezed), anonymized, and resized back to the video's own size; the size is returned so the
+caller can say it. The last window is padded with its last frame and the padding dropped.
+Audio is not copied.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.anonymizer import Anonymizer, build_anonymizer
+from benchmark.data import load_anonymizer_state
+from benchmark.errors import InputError, first_line
 from benchmark.registry import ANONYMIZERS, closest, UnknownNameError
 
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm', '.m4v')
@@ -67,18 +72,19 @@ def load_anonymizer(checkpoint: str | Path | None = None, run_id: str | None = N
         if not p.is_file():
             raise FileNotFoundError(f'{p} not found: an anonymizer checkpoint is {CHECKPOINT_NAME} with '
                                     f'{META_NAME} beside it, as bench run writes them')
-    meta = json.loads(meta_path.read_text())
-    cfg = dict(meta['anonymizer'])
+    try:
+        meta = json.loads(meta_path.read_text())
+        cfg = dict(meta['anonymizer'])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f'{meta_path} is not the {META_NAME} a bench run writes '
+                         f'({first_line(err)})') from None
     cls = ANONYMIZERS.get(cfg.get('type'))
     if cls is None:
         raise UnknownNameError(closest(str(cfg.get('type')), list(ANONYMIZERS.module_dict), 'anonymizer'))
     if hasattr(cls, 'checkpoint_config'):  # weights come from the state dict, not from files
         cfg = cls.checkpoint_config(cfg)
     anonymizer = build_anonymizer(cfg)
-    state = torch.load(weights, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
-    if state:
-        anonymizer.load_state_dict(state, strict=True)
+    load_anonymizer_state(anonymizer, weights)
     anonymizer.run_meta = meta
     return anonymizer.to(device).eval().requires_grad_(False)
 
@@ -122,8 +128,16 @@ class _FrameSink:
         self.video = path.suffix.lower() in VIDEO_SUFFIXES
         self.container = self.stream = None
         self.count = 0
+        folder = path.parent if self.video else path
         if not self.video:
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise InputError(f'output folder {path} cannot be created ({err.strerror})') from None
+        elif not folder.is_dir():
+            raise InputError(f'output folder {folder} does not exist: create it or write elsewhere')
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f'output folder {folder} is not writable: write elsewhere')
 
     def _open(self, h: int, w: int) -> None:
         import av
@@ -192,13 +206,15 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
             it, else MPEG-4), anything else for a folder of PNG frames.
         window (int, optional): Frames per anonymizer call; defaults to the fitted clip length
             (``run_meta['clip_len']``), else 16.
-        size (int, optional): Working side S; defaults to the fitted crop size
-            (``run_meta['crop_size']``); with neither, frames keep their own size.
+        size (int, optional): Working side S. Defaults to the fitted crop size
+            (``run_meta['crop_size']``) for a learning anonymizer, and to the frames' own size
+            for a fixed one (or without that record).
         device (str | torch.device, optional): Defaults to the anonymizer's device.
         fps (float): Output frame rate for a folder of frames (videos keep theirs). Defaults to 25.
 
     Returns:
-        dict: ``frames`` written, ``fps``, ``output`` path.
+        dict: ``frames`` written, ``fps``, ``output`` path and ``size``, the working size
+        (``'SxS'``), or None where frames kept their own size.
     """
     check_paths(input_path, output_path)
     needs = tuple(getattr(anonymizer, 'needs', ()))
@@ -207,7 +223,7 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
                          f'video does not have: anonymize_video runs only anonymizers that need RGB alone')
     meta = getattr(anonymizer, 'run_meta', {}) or {}
     window = int(window or meta.get('clip_len') or 16)
-    side = size or meta.get('crop_size')
+    side = size or (meta.get('crop_size') if anonymizer.learns else None)
     work = (int(side), int(side)) if side else None
     if device is None:
         tensor = next(itertools.chain(anonymizer.parameters(), anonymizer.buffers()), None)
@@ -230,4 +246,5 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
         sink.close()
     if sink.count == 0:
         raise ValueError(f'{input_path} gave no frames')
-    return dict(frames=sink.count, fps=sink.fps, output=str(output_path))
+    return dict(frames=sink.count, fps=sink.fps, output=str(output_path),
+                size=f'{work[1]}x{work[0]}' if work else None)

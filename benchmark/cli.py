@@ -86,13 +86,15 @@ SEED_LIMIT = 2**32  # numpy's seeds are 32-bit
 def _seeds(args) -> list[int]:
     """The command's seeds, checked before anything is created: non-negative 32-bit integers,
     each once, at most ``MAX_SEEDS`` of them unless ``--many-seeds``."""
-    if not args.seeds:
+    if args.seeds is None:
         seeds = [args.seed]
     else:
         try:
             seeds = [int(s) for s in args.seeds.split(',') if s.strip()]
         except ValueError:
-            raise SystemExit(f'bench: --seeds {args.seeds[:80]!r} must be integers like 0,1,2') from None
+            seeds = []
+        if not seeds:
+            raise SystemExit(f'bench: --seeds {args.seeds[:80]!r} must be integers >= 0 like 0,1,2')
     bad = [s for s in seeds if not 0 <= s < SEED_LIMIT]
     if bad:
         raise SystemExit(f'bench: seed {bad[0]} is out of range: seeds are integers from 0 to {SEED_LIMIT - 1}')
@@ -125,21 +127,37 @@ def _data_options(args) -> dict:
     return options
 
 
+def _store_for_writing(args) -> str:
+    """The run's store, refused in seconds (before torch loads) when a server does not answer."""
+    from benchmark.store import check_reachable, resolve_tracking_uri
+    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
+    check_reachable(uri)
+    return uri
+
+
+def _store_for_reading(args) -> str:
+    """The store a reading command opens: it must exist (nothing is created) and answer."""
+    from benchmark.store import check_readable, resolve_tracking_uri
+    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
+    check_readable(uri)
+    return uri
+
+
 def cmd_run(args) -> int:
-    from benchmark.config import resolve_config
-    from benchmark.protocol import Protocol
-    from benchmark.store import resolve_tracking_uri
+    seeds = _seeds(args)
     _select_device(args.device)
     if args.amp and args.device != 'cuda':
         raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
-    seeds = _seeds(args)
+    uri = _store_for_writing(args)
+    from benchmark.config import resolve_config
+    from benchmark.protocol import Protocol
     work_root = Path(args.work_dir)
     ui_hint = _ui_hint(args)
-    uri = resolve_tracking_uri(args.tracking_uri, work_root)
     options = _data_options(args)
-    for seed in seeds:
-        cfg = resolve_config(args.method, args.dataset, args.profile,
-                             train_dataset=args.train_dataset, options=options, seed=seed)
+    configs = [resolve_config(args.method, args.dataset, args.profile,
+                              train_dataset=args.train_dataset, options=options, seed=seed)
+               for seed in seeds]  # every seed's config first: a bad option fails before any run
+    for cfg in configs:
         protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
         result = protocol.run(fresh=args.fresh)
         _print_result(cfg, result)
@@ -181,19 +199,18 @@ def _variant_name(point: dict) -> str:
 
 
 def cmd_sweep(args) -> int:
+    _select_device(args.device)
+    uri = _store_for_writing(args)
     from benchmark.config import resolve_config
     from benchmark.protocol import Protocol
-    from benchmark.store import resolve_tracking_uri
-    _select_device(args.device)
     seeds = _seeds(args)
+    work_root = Path(args.work_dir)
     base = _data_options(args)
     points = _grid(args.grid)
     configs = [resolve_config(args.method, args.dataset, args.profile,
                               train_dataset=args.train_dataset, options={**base, **point},
                               seed=seed, variant=_variant_name(point))
                for point in points for seed in seeds]  # resolve all first: fail early
-    work_root = Path(args.work_dir)
-    uri = resolve_tracking_uri(args.tracking_uri, work_root)
     print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs')
     for cfg in configs:
         result = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp).run()
@@ -264,23 +281,67 @@ def cmd_config(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    import subprocess
-    from benchmark.store import default_artifact_root, resolve_tracking_uri
-    uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
+    from benchmark.store import default_artifact_root
+    uri = _store_for_reading(args)
     cmd = [sys.executable, '-m', 'mlflow', 'ui', '--backend-store-uri', uri,
            '--host', '127.0.0.1', '--port', str(args.port)]
     root = default_artifact_root(uri)
     if root:
         cmd += ['--default-artifact-root', root]
-    print(f'MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)')
-    return subprocess.call(cmd)
+    print(f'MLflow UI over {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)', flush=True)
+    return serve(cmd)
+
+
+def serve(cmd: list[str], grace_s: float = 10.0) -> int:
+    """Run a server until it exits, or until SIGTERM or SIGINT stops it with all its processes.
+
+    MLflow's server runs its workers in processes of their own: started in a process group of
+    its own, the whole group gets the signal (SIGKILL for what is left after ``grace_s``), not
+    only its first process. Returns 0 when a signal stopped it, else the server's status.
+    """
+    import signal
+    import subprocess
+    import time
+    server = subprocess.Popen(cmd, start_new_session=True)
+    stopping = []  # when the first signal came
+
+    def stop(signum, _frame):
+        if not stopping:
+            stopping.append(time.monotonic())
+            _signal_group(server, signal.SIGTERM)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    while True:
+        try:
+            code = server.wait(timeout=1)
+            break
+        except subprocess.TimeoutExpired:
+            if stopping and time.monotonic() - stopping[0] > grace_s:  # it ignores SIGTERM
+                _signal_group(server, signal.SIGKILL)
+    _signal_group(server, signal.SIGKILL)  # workers that outlived the server's first process
+    return 0 if stopping else code
+
+
+def _signal_group(server, signum: int) -> None:
+    try:
+        os.killpg(server.pid, signum)
+    except ProcessLookupError:  # the whole group is gone
+        pass
+
+
+def _check_names(names: list[str] | None, valid: list[str], kind: str) -> None:
+    from benchmark.errors import UnknownNameError, closest
+    for name in names or []:
+        if name not in valid:
+            raise UnknownNameError(closest(name, valid, kind))
 
 
 def cmd_report(args) -> int:
-    from benchmark.config import available_methods
+    from benchmark.config import available_datasets, available_methods, available_profiles
+    _check_names(args.dataset, available_datasets(), 'dataset')
+    _check_names(args.profile, available_profiles(), 'profile')
+    uri = None if args.from_csv else _store_for_reading(args)
     from benchmark.report import build_report
-    from benchmark.store import resolve_tracking_uri
-    uri = None if args.from_csv else resolve_tracking_uri(args.tracking_uri, Path(args.work_dir))
     written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
                            datasets=args.dataset, profiles=args.profile,
                            from_csv=Path(args.from_csv) if args.from_csv else None,
@@ -292,9 +353,7 @@ def cmd_report(args) -> int:
 
 def cmd_datasets(args) -> int:
     from benchmark.config import available_datasets
-    from benchmark.errors import UnknownNameError, closest
-    if args.name not in available_datasets():
-        raise UnknownNameError(closest(args.name, available_datasets(), 'dataset'))
+    _check_names([args.name], available_datasets(), 'dataset')
     if args.action == 'preview':
         if not args.name.startswith('vp_synth'):
             raise SystemExit(f'bench: preview draws the embedded datasets (vp_synth, vp_synth_b); '
@@ -317,20 +376,22 @@ def cmd_datasets(args) -> int:
 
 def cmd_anonymize(args) -> int:
     from benchmark.anonymize import check_paths
-    from raprivacy import anonymize_video, load_anonymizer
-    from benchmark.store import resolve_tracking_uri
     if bool(args.run) == bool(args.checkpoint):
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
+    uri = _store_for_reading(args) if args.run else None
     _select_device(args.device)
+    from raprivacy import anonymize_video, load_anonymizer
+    from benchmark.errors import InputError, first_line
     try:
         check_paths(args.input, args.output)  # before anything is loaded or written
-        uri = resolve_tracking_uri(args.tracking_uri, Path(args.work_dir)) if args.run else None
         anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
                                      device=args.device)
         out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
-    except ValueError as err:  # input the tool cannot use, e.g. a method that needs masks
-        raise SystemExit(f'bench: {err}') from None
-    print(f'wrote {out or args.output}')
+    except ValueError as err:  # input the tool cannot use, e.g. a video PyAV cannot decode
+        raise InputError(first_line(err)) from None
+    at = (f'anonymized at {out["size"]}, the size its anonymizer was fitted at, and resized back'
+          if out['size'] else 'at the video\'s own size')
+    print(f'wrote {out["output"]}: {out["frames"]} frames {at}')
     return 0
 
 
@@ -447,11 +508,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from benchmark.errors import ProtocolError, TrackingError, UnknownNameError
+    from benchmark.errors import BenchError, first_line
     try:
         return args.func(args)
-    except (UnknownNameError, ProtocolError, TrackingError, FileNotFoundError) as err:
-        print(f'bench: {err}', file=sys.stderr)
+    except BenchError as err:  # the suite's own errors: the message is the whole answer
+        print(f'bench: {first_line(err)}', file=sys.stderr)
+        return 2
+    except OSError as err:  # a file or folder the system refused: name it
+        named = f'{err.filename}: {err.strerror}' if err.filename and err.strerror else first_line(err)
+        print(f'bench: {named}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('\nbench: interrupted; run the same command again to resume', file=sys.stderr)

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.errors import ProtocolError, UnknownNameError, closest
+from benchmark.errors import Bound, ConfigError, ProtocolError, UnknownNameError, closest, near_misses
 
 if TYPE_CHECKING:
     from mmengine.config import Config
@@ -101,28 +101,91 @@ def check_identity(options: dict) -> None:
                                     f'run, its table row); set it with {IDENTITY_KEYS[named]} instead')
 
 
+def _node(tree: dict, dotted: str):
+    """The value at a dotted key of a nested dict; None where the path does not exist."""
+    node = tree
+    for part in dotted.split('.') if dotted else []:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def check_overrides(cfg: Config, options: dict) -> None:
     """Refuse ``--cfg-options`` keys that change nothing the config has.
 
     A new key is allowed only inside an existing component dict (one with ``type``), where it
-    becomes a constructor argument; anything else is a typo and gets a near-miss message.
+    becomes a constructor argument, and only when that constructor takes it; anything else is
+    a typo and gets a near-miss message.
     """
-    valid = _valid_keys(cfg.to_dict())
+    tree = cfg.to_dict()
+    valid = _valid_keys(tree)
+    hint = (f' (`bench config --method {cfg.method} --dataset {cfg.dataset.name} --profile '
+            f'{cfg.profile}` prints every key)')
     for key in options:
         if key in valid:
             continue
-        parent = key.rsplit('.', 1)[0] if '.' in key else ''
-        node = cfg.to_dict()
-        ok = bool(parent)
-        for part in parent.split('.') if parent else []:
-            if not isinstance(node, dict) or part not in node:
-                ok = False
-                break
-            node = node[part]
-        if ok and isinstance(node, dict) and 'type' in node:
-            continue
-        raise UnknownNameError(closest(key, valid, 'config key', show_valid=False)
-                               + ' (bench config METHOD DATASET prints every key)')
+        parent, _, argument = key.rpartition('.')
+        component = _node(tree, parent) if parent else None
+        if not (isinstance(component, dict) and 'type' in component):
+            raise UnknownNameError(closest(key, valid, 'config key', show_valid=False) + hint)
+        from benchmark.registry import constructor_arguments
+        arguments = constructor_arguments(component['type'])
+        if arguments is None or argument in arguments:
+            continue  # a constructor that takes any keyword judges the value itself
+        if argument == 'data_root':
+            raise ConfigError(_no_data_root(tree, parent))
+        raise UnknownNameError(f'unknown config key {key!r}: {near_misses(argument, arguments)} '
+                               f'({component["type"]} takes {", ".join(arguments) or "nothing"})')
+
+
+def _no_data_root(tree: dict, source_key: str) -> str:
+    """Why a dataset refuses a data root, and which datasets take one."""
+    from mmengine.config import Config
+    name = _node(tree, source_key.rpartition('.')[0] + '.name')
+    real = [d for d in available_datasets()
+            if 'data_root' in Config.fromfile(str(BASE_DIR / 'datasets' / f'{d}.py')).dataset.source]
+    flag = '--train-data-root' if source_key.startswith('fit_dataset') else '--data-root'
+    return (f'{flag}: {name} takes no data root (it is generated on first use); '
+            f'a data root is for {", ".join(real)}')
+
+
+# Values the protocol reads from the config (its schedules, clips and fit): checked when a config
+# is resolved, so a bad `--cfg-options` value is one line before anything is built. Parameters
+# of components (anonymizers, datasets, models) are checked by their own constructors.
+_BOUNDS = {
+    'sample_videos': Bound(int, 1),
+    'log_interval': Bound(int, 1),
+    'clip.clip_len': Bound(int, 1),
+    'clip.crop_size': Bound(int, 1),
+    'clip.num_clips': Bound(int, 1),
+    'clip.num_crops': Bound(int, 1),
+    'clip.resize_short': Bound(int, 1, optional=True),
+    'dataset.clip.frame_interval': Bound(int, 1),
+    'target_schedule.max_epochs': Bound(int, 1),
+    'target_schedule.batch_size': Bound(int, 1),
+    'target_schedule.lr': Bound(float, 0, strict=True),
+    'target_schedule.weight_decay': Bound(float, 0),
+    'target_schedule.warmup_epochs': Bound(int, 0),
+    'target_schedule.num_workers': Bound(int, 0),
+    'target_schedule.checkpoint_interval': Bound(int, 1),
+    'fit.max_iters': Bound(int, 1),
+    'fit.batch_size': Bound(int, 1),
+    'fit.clip_len': Bound(int, 1, optional=True),
+    'fit.num_workers': Bound(int, 0),
+    'fit.checkpoint_interval': Bound(int, 1),
+}
+
+
+def check_values(cfg: Config) -> None:
+    """Refuse a schedule, clip or fit value of the wrong type or out of range (ConfigError)."""
+    tree = cfg.to_dict()
+    for key, bound in _BOUNDS.items():
+        parent, _, leaf = key.rpartition('.')
+        node = _node(tree, parent)
+        if not isinstance(node, dict) or leaf not in node:
+            continue  # e.g. fit of a fixed method
+        bound.check(key, node[leaf])
 
 
 def resolve_config(method: str, dataset: str, profile: str = 'cpu',
@@ -167,6 +230,7 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
         check_identity(options)
         check_overrides(cfg, options)
         cfg.merge_from_dict(options)
+    check_values(cfg)
     return cfg
 
 

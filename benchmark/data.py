@@ -8,12 +8,14 @@ whole batch (never frame by frame), then normalizes for the target model.
 """
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import torch
 from mmengine.model import BaseDataPreprocessor, stack_batch
 
 from benchmark.anonymizer import Anonymizer, build_anonymizer
+from benchmark.errors import InputError, first_line
 from benchmark.registry import MODELS
 
 # Mean and std of the pixel values, in [0, 1] units, applied after anonymization.
@@ -97,11 +99,32 @@ def split_aux(flat: torch.Tensor, aux_channels: tuple[str, ...]) -> tuple[torch.
 
 
 def load_anonymizer_state(anonymizer: Anonymizer, path: str | Path) -> None:
-    """Load a fitted anonymizer's state dict, saying which file failed and why."""
+    """Load a fitted anonymizer's state dict, saying which file failed and why.
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputError: the file is not a torch file, or not the state of this anonymizer.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'anonymizer checkpoint {path} does not exist: fit the anonymizer '
                                 f'first (bench run does) or pass the right --checkpoint')
-    state = torch.load(path, map_location='cpu', weights_only=True)
-    state = state.get('state_dict', state)
-    anonymizer.load_state_dict(state, strict=True)
+    if not zipfile.is_zipfile(path):
+        raise InputError(f'{path} is not a torch checkpoint (not the zip archive torch.save '
+                         f'writes): {_REFIT}')
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises pickle, zip, EOF and runtime errors for a foreign file
+        reason = first_line(err).split('. ')[0][:160]  # "Weights only load failed", ...
+        raise InputError(f'{path} is not a torch checkpoint ({reason}): {_REFIT}') from None
+    state = state.get('state_dict', state) if isinstance(state, dict) else state
+    try:
+        anonymizer.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, AttributeError) as err:  # other keys, shapes or no dict at all
+        details = ' '.join(line.strip() for line in str(err).splitlines()[1:]) or first_line(err)
+        raise InputError(f'{path} does not hold the weights of {type(anonymizer).__name__} '
+                         f'({details[:160]}): {_REFIT}') from None
+
+
+_REFIT = ('use the anonymizer.pth a `bench run` of this method wrote (`bench run ... --fresh` '
+          'fits it again)')

@@ -38,6 +38,7 @@ from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
 from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-exported)
+from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
 from benchmark.store import locked
@@ -77,11 +78,6 @@ def _quoted(value: str) -> str:
 def run_key(cfg: Config) -> str:
     train = cfg.fit_dataset['name'] if cfg.fit_dataset else cfg.dataset.name
     return f'{method_name(cfg)}|{train}|{cfg.dataset.name}|{cfg.profile}|{cfg.seed}'
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
-    return text.strip().splitlines()[0] if text.strip() else type(err).__name__
 
 
 def _read_json(path: Path) -> dict | None:
@@ -177,6 +173,8 @@ class Protocol:
         if state and state.get('complete'):
             self.client = tracking.client(self.tracking_uri)
             return _read_json(self.run_dir / RESULT_FILE)
+        if (self.run_dir / 'fit' / RESULT_FILE).exists():  # a damaged fit: one line, before any log
+            self._fitted_anonymizer()
         self._check_data()
         self.client = tracking.client(self.tracking_uri)
         self.run_dir.mkdir(parents=True, exist_ok=True)

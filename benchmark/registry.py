@@ -51,3 +51,20 @@ def import_all() -> None:
         reg.import_from_location()
     mmaction_registry.MODELS.import_from_location()
     mmaction_registry.DATASETS.import_from_location()
+
+
+def constructor_arguments(name: str) -> list[str] | None:
+    """The keyword arguments of the component registered as ``name`` in any of the suite's
+    registries (or their parents); None when it is not found or takes any keyword."""
+    import inspect
+
+    from raprivacy.styles import STYLE_SETS
+    import_all()
+    registries = [r for r in globals().values() if isinstance(r, Registry)] + [STYLE_SETS]
+    cls = next((c for c in (r.get(name) for r in registries) if c is not None), None)
+    if cls is None:
+        return None
+    parameters = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]

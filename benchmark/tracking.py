@@ -18,8 +18,8 @@ from mmengine.hooks import Hook
 
 from benchmark.errors import TrackingError
 from benchmark.registry import HOOKS
-from benchmark.store import default_artifact_root, store_lock
-from benchmark.store import resolve_tracking_uri  # noqa: F401 (re-exported)
+from benchmark.store import (check_reachable, default_artifact_root,  # noqa: F401 (re-exported)
+                             resolve_tracking_uri, sqlite_file, store_lock)
 
 TAG = 'bench.'
 PACKAGES = ('raprivacy-bench', 'torch', 'mmaction2', 'mmengine', 'mmcv-lite', 'mlflow', 'numpy',
@@ -29,10 +29,10 @@ PACKAGES = ('raprivacy-bench', 'torch', 'mmaction2', 'mmengine', 'mmcv-lite', 'm
 def client(uri: str):
     """An MlflowClient on ``uri``, checked to answer; one-line TrackingError otherwise."""
     from mlflow.tracking import MlflowClient
-    if uri.startswith(('http://', 'https://')):
-        # Fail in seconds, before any training, rather than after retries.
-        os.environ.setdefault('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '0')
-        os.environ.setdefault('MLFLOW_HTTP_REQUEST_TIMEOUT', '10')
+    check_reachable(uri)  # in seconds, before any training, rather than after MLflow's retries
+    database = sqlite_file(uri)
+    if database is not None:  # the default store is created with the first run
+        database.parent.mkdir(parents=True, exist_ok=True)
     # No mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI, which would send every later
     # store lookup in this process (another work dir, a test) to this store.
     try:

@@ -70,6 +70,50 @@ def test_unknown_names_get_one_line_near_misses(kwargs, near):
 def test_new_constructor_argument_is_allowed_inside_a_component():
     cfg = resolve_config('strong_blur', 'vp_synth', 'cpu', options={'anonymizer.sigma': 3.0})
     assert cfg.anonymizer.sigma == 3.0
+    cfg = resolve_config('raw', 'vp_synth', 'cpu', options={'dataset.source.correlation': 0.5})
+    assert cfg.dataset.source.correlation == 0.5  # not in the config, but VPSynthSource takes it
+
+
+@pytest.mark.parametrize('method, key, near', [
+    ('strong_blur', 'anonymizer.sigmaa', "did you mean 'sigma'? (RegionBlur takes sigma, dilate, name)"),
+    ('raprivacy', 'anonymizer.style_set.sise', "did you mean 'size'"),
+    ('raw', 'dataset.source.train_per_clas', "did you mean 'train_per_class'"),
+])
+def test_a_new_key_inside_a_component_must_be_a_constructor_argument(method, key, near):
+    with pytest.raises(UnknownNameError) as err:
+        resolve_config(method, 'vp_synth', 'smoke', options={key: 1})
+    assert near in str(err.value) and '\n' not in str(err.value)
+
+
+def test_a_data_root_for_a_generated_dataset_is_refused():
+    from benchmark.errors import ConfigError
+    with pytest.raises(ConfigError, match='vp_synth takes no data root .* vp_hmdb51, vp_ucf101'):
+        resolve_config('raw', 'vp_synth', 'smoke', options={'dataset.source.data_root': '/x'})
+    with pytest.raises(ConfigError, match='--train-data-root: vp_synth takes no data root'):
+        resolve_config('raw', 'vp_synth_b', 'smoke', train_dataset='vp_synth',
+                       options={'fit_dataset.source.data_root': '/x'})
+
+
+@pytest.mark.parametrize('key, value', [
+    ('target_schedule.max_epochs', 0), ('target_schedule.max_epochs', 'abc'),
+    ('target_schedule.batch_size', 2.0), ('target_schedule.lr', -1e-3),
+    ('target_schedule.weight_decay', -0.1), ('target_schedule.num_workers', -1),
+    ('clip.clip_len', 0), ('clip.num_crops', None), ('sample_videos', 0),
+    ('dataset.clip.frame_interval', 0),
+])
+def test_schedule_and_clip_values_out_of_range_are_refused(key, value):
+    from benchmark.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        resolve_config('raw', 'vp_synth', 'smoke', options={key: value})
+    assert str(err.value).startswith(f'{key}={value!r}') and '\n' not in str(err.value)
+
+
+def test_a_learning_methods_fit_values_are_checked_too():
+    from benchmark.errors import ConfigError
+    with pytest.raises(ConfigError, match='fit.max_iters=0: it must be an integer >= 1'):
+        resolve_config('raprivacy', 'vp_synth', 'smoke', options={'fit.max_iters': 0})
+    cfg = resolve_config('raprivacy', 'vp_synth', 'smoke', options={'clip.resize_short': None})
+    assert cfg.clip.resize_short is None  # None where the config allows it
 
 
 @pytest.mark.parametrize('profile', available_profiles())

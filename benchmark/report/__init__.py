@@ -14,15 +14,23 @@ Files, per profile (profiles are never mixed in one table):
   the same seeds and test videos (runs with per-video outputs, protocol version 2 on).
 - ``plots/plane_<profile>``, ``plots/ap_<profile>``, ``plots/curves_<profile>``,
   ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
+
+A report replaces the previous one: tables and figures of the report folder (``*_<profile>``
+files at its top and in ``plots/``) and samples of the results folder that this report did not
+write are removed (other files are never touched), and the frame grid draws only samples of the
+runs in its table, so tables, figures and samples always come from the same runs.
 """
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.config import available_profiles
+from benchmark.errors import InputError, first_line
 from benchmark.report import grid, plots, runs as runs_io, tables
 
 __all__ = ['build_report', 'export_runs']
@@ -72,9 +80,12 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
     out, results_dir = Path(out), Path(results_dir)
     timings = {} if timings is None else timings
     start = time.perf_counter()
+    _check_writable(out, '--out')
+    if from_csv is None:
+        _check_writable(results_dir, '--results')
     if from_csv is not None:
         from_csv = Path(from_csv)
-        all_runs = runs_io.load_runs(from_csv)
+        all_runs = _read_export(runs_io.load_runs, from_csv)
         source = str(from_csv)
     else:
         all_runs = runs_io.read_store(tracking_uri, datasets, profiles)
@@ -86,10 +97,10 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
         print(f'bench report: left out {len(older)} complete runs on older data or protocol versions ({"; ".join(labels)})')
     if counting.empty:
-        raise ValueError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
+        raise InputError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
     written: list[Path] = []
     if from_csv is not None:
-        curves = runs_io.load_curves(from_csv.parent / 'curves.csv')
+        curves = _read_export(runs_io.load_curves, from_csv.parent / 'curves.csv')
         samples_dir = from_csv.parent / 'samples'
         predictions_dir = from_csv.parent / 'predictions'
     else:
@@ -112,15 +123,58 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         export_start = time.perf_counter()
         if from_csv is None:
             written += runs_io.export_runs(selected, curves, results_dir)
-            written += runs_io.fetch_samples(tracking_uri, _in_domain(counting), samples_dir)
+            samples = runs_io.fetch_samples(tracking_uri, _in_domain(counting), samples_dir)
+            _remove_stale(samples_dir, ['*.npz'], samples)
+            written += samples
             timings['export'] = time.perf_counter() - export_start
         renderer.add(grids)  # the frame grids read the exported samples
     except BaseException:
         renderer.close()
         raise
     written += renderer.finish()
+    _remove_stale(out, report_files({*available_profiles(), *all_runs.profile}), written)
     timings['render'] = time.perf_counter() - export_start - timings.get('export', 0.0)
     return written
+
+
+def report_files(profiles) -> list[str]:
+    """Patterns of what a report writes, whatever the table or figure: ``<name>_<profile>`` with
+    a table's suffix at the top of the report folder, with a figure's in ``plots/`` (never in
+    another folder). A file of these names that a report did not write is an earlier report's."""
+    return [f'{folder}*_{profile}.{suffix}' for profile in sorted(profiles)
+            for folder, suffixes in (('', ('md', 'tex', 'csv')), ('plots/', ('png', 'pdf')))
+            for suffix in suffixes]
+
+
+def _remove_stale(folder: Path, patterns: list[str], written: list[Path]) -> None:
+    keep = {Path(p).resolve() for p in written}
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            if path.resolve() not in keep:
+                path.unlink()
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Refuse, before reading anything and without creating it, a folder the report could not
+    write: the folder, or the nearest folder above it that exists, must be a writable folder."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f'{option} {folder}: {existing} is a file, not a folder; pass another '
+                         f'{option}')
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f'{option} {folder}: {existing} is not writable; pass another {option}')
+
+
+def _read_export(read, path: Path):
+    """``read(path)`` of an exported runs.csv or curves.csv; one line naming a file it cannot parse."""
+    try:
+        return read(path)
+    except (ValueError, KeyError) as err:  # pandas' parser and decoding errors are ValueErrors
+        message = first_line(err)
+        raise InputError(message if str(path) in message else
+                         f'{path}: not a `bench report` export ({message})') from None
 
 
 def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, renderer,
@@ -162,8 +216,9 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
         stem = plot_dir / f'frames_{dataset}_{profile}'
         samples = [runs_io.input_path(samples_dir, dataset, profile)] + [
             runs_io.sample_path(samples_dir, m, dataset, profile) for m, _ in methods]
-        grids.append(plots.FigureJob(stem, ['grid', methods, *samples], partial(
-            grid.frame_grid, samples_dir, dataset, profile, methods, stem)))
+        run_ids = sorted(in_profile[in_profile.dataset == dataset].run_id)
+        grids.append(plots.FigureJob(stem, ['grid', methods, run_ids, *samples], partial(
+            grid.frame_grid, samples_dir, dataset, profile, methods, stem, run_ids=set(run_ids))))
     return written
 
 

@@ -19,7 +19,7 @@ from benchmark.report.runs import input_path, sample_path
 
 
 def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tuple[str, str]],
-               stem: Path, max_clips: int = 4) -> list[Path]:
+               stem: Path, max_clips: int = 4, run_ids: set[str] | None = None) -> list[Path]:
     """Draw input and anonymized middle frames of up to ``max_clips`` test clips.
 
     Args:
@@ -29,23 +29,33 @@ def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tupl
         methods (list of (str, str)): (method, row name) in table order.
         stem (Path): Output path without suffix.
         max_clips (int): Columns at most. Defaults to 4.
+        run_ids (set of str, optional): The runs of the table: a sample exported from any other
+            run (an earlier report's, a committed one) is left out. Defaults to None (any run).
 
     Returns:
         list of Path: the PNG and PDF, or nothing (with a warning) without exported samples.
     """
+    def of_this_table(data) -> bool:
+        return run_ids is None or ('run_id' in data and str(data['run_id']) in run_ids)
+
     source = input_path(samples_dir, dataset, profile)
-    if not source.is_file():
-        warnings.warn(f'no exported test frames for {dataset} ({profile}) in {samples_dir}: '
-                      f'frame grid skipped (runs log samples/raw_frames.npz)', stacklevel=2)
+    rows = []
+    if source.is_file():
+        with np.load(source) as data:
+            if of_this_table(data):
+                rows, video_ids = [('Input', data['frames'])], list(data['video_ids'])
+    if not rows:
+        warnings.warn(f'no exported test frames of these runs for {dataset} ({profile}) in '
+                      f'{samples_dir}: frame grid skipped (runs log samples/raw_frames.npz)',
+                      stacklevel=2)
         return []
-    with np.load(source) as data:
-        rows = [('Input', data['frames'])]
-        video_ids = list(data['video_ids'])
     for method, name in methods:
         path = sample_path(samples_dir, method, dataset, profile)
         if not path.is_file():
             continue
         with np.load(path) as data:
+            if not of_this_table(data):
+                continue
             if list(data['video_ids']) != video_ids:
                 warnings.warn(f'{path}: its test clips differ from the input clips: left out of '
                               f'the frame grid', stacklevel=2)

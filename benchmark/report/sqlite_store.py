@@ -17,13 +17,19 @@ What is read is what the client would return, and a test compares the two on one
 - run names from ``runs.name``, times in ms since the epoch.
 
 The tables and columns read are those of mlflow 3.17.2 (pinned in pyproject.toml). A store
-without them raises ``SchemaMismatch`` and the caller falls back to the client.
+with MLflow's tables but not these columns raises ``SchemaMismatch`` and the caller falls back
+to the client. A file that is not a SQLite database, is damaged, or holds none of MLflow's tables
+raises a one-line ``TrackingError`` instead: the client would fail with a traceback on it, or
+write a new store's tables into it.
 """
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from benchmark.errors import TrackingError
+from benchmark.store import sqlite_file
 
 # table -> columns this module reads
 _NEEDED = {
@@ -44,9 +50,7 @@ class SchemaMismatch(RuntimeError):
 
 def sqlite_path(tracking_uri: str | None) -> Path | None:
     """The database file of a ``sqlite:///`` tracking URI, None for any other URI."""
-    if not tracking_uri or not tracking_uri.startswith('sqlite:///'):
-        return None
-    return Path(unquote(tracking_uri[len('sqlite:///'):]))
+    return sqlite_file(tracking_uri) if tracking_uri else None
 
 
 def local_artifact_dir(artifact_uri: str) -> Path | None:
@@ -71,6 +75,8 @@ class SqliteStore:
 
     Raises:
         FileNotFoundError: no such file (a one-line message naming it).
+        TrackingError: the file is not a SQLite database, is damaged or holds no MLflow table
+            (one line naming it; also raised by a query that meets a damaged page).
         SchemaMismatch: the file lacks a table or column this reader needs.
     """
 
@@ -79,13 +85,18 @@ class SqliteStore:
             raise FileNotFoundError(f'tracking store {path}: no such file; run `bench run` first '
                                     f'or pass the store with --tracking-uri sqlite:///PATH')
         # Read-only and shared: a `bench run` may be writing to the same file.
+        self.path = path
         self.db = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=30)
         try:
-            columns = {table: {row[1] for row in self.db.execute(f'PRAGMA table_info("{table}")')}
+            columns = {table: {row[1] for row in self._query(f'PRAGMA table_info("{table}")')}
                        for table in _NEEDED}
-        except sqlite3.DatabaseError as err:
+        except TrackingError:
             self.db.close()
-            raise SchemaMismatch(f'{path}: {err}') from None
+            raise
+        if not any(columns.values()):  # the MLflow client would write its tables into it
+            self.db.close()
+            raise TrackingError(f'{path} holds no MLflow tables: it is not a tracking store; pass '
+                                f'the mlflow.db a `bench run` wrote')
         missing = [f'{t}.{c}' for t, need in _NEEDED.items() for c in sorted(need - columns[t])]
         if missing:
             self.db.close()
@@ -94,6 +105,14 @@ class SqliteStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def _query(self, sql: str, parameters=()) -> list[tuple]:
+        """All rows of one statement; a damaged or foreign file is a one-line TrackingError."""
+        try:
+            return self.db.execute(sql, parameters).fetchall()
+        except sqlite3.DatabaseError as err:  # "file is not a database", "disk image is malformed"
+            raise TrackingError(f'tracking store {self.path} cannot be read ({err}): it is not an '
+                                f'MLflow store or it is damaged') from None
 
     def __enter__(self) -> 'SqliteStore':
         return self
@@ -104,7 +123,7 @@ class SqliteStore:
     def experiments(self) -> dict[str, str]:
         """Experiment id (as text, like the client's) -> name, active experiments only."""
         where = "lifecycle_stage = 'active'" + (" AND workspace = 'default'" if self._workspaces else '')
-        return {str(i): name for i, name in self.db.execute(
+        return {str(i): name for i, name in self._query(
             f'SELECT experiment_id, name FROM experiments WHERE {where}')}
 
     def runs_with_tag(self, experiment_ids, key: str, value: str) -> list[dict]:
@@ -112,11 +131,11 @@ class SqliteStore:
         found = []
         for ids in _chunks([int(i) for i in experiment_ids]):
             marks = ','.join('?' * len(ids))
-            found += self.db.execute(
+            found += self._query(
                 f'SELECT r.run_uuid, r.experiment_id, r.name, r.status, r.start_time, r.end_time, '
                 f'r.artifact_uri FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid '
                 f"WHERE r.lifecycle_stage = 'active' AND r.experiment_id IN ({marks}) "
-                f'AND t.key = ? AND t.value = ?', (*ids, key, value)).fetchall()
+                f'AND t.key = ? AND t.value = ?', (*ids, key, value))
         names = ('run_id', 'experiment_id', 'run_name', 'status', 'start_time', 'end_time',
                  'artifact_uri')
         return [dict(zip(names, (r[0], str(r[1]), *r[2:]))) for r in found]
@@ -131,7 +150,7 @@ class SqliteStore:
         out: dict[str, dict[str, float]] = {r: {} for r in run_ids}
         for ids in _chunks(list(run_ids)):
             marks = ','.join('?' * len(ids))
-            for run, key, value, is_nan in self.db.execute(
+            for run, key, value, is_nan in self._query(
                     f'SELECT run_uuid, key, value, is_nan FROM latest_metrics '
                     f'WHERE run_uuid IN ({marks})', ids):
                 out[run][key] = _value(value, is_nan)
@@ -147,7 +166,7 @@ class SqliteStore:
         for ids in _chunks(sorted(run_ids)):
             marks = ','.join('?' * len(ids))
             rows += [(run, key, int(step), _value(value, is_nan)) for run, key, step, value, is_nan in
-                     self.db.execute(f'SELECT run_uuid, key, step, value, is_nan FROM metrics '
+                     self._query(f'SELECT run_uuid, key, step, value, is_nan FROM metrics '
                                      f'WHERE run_uuid IN ({marks}) AND key IN ({key_marks})',
                                      (*ids, *keys))]
         return rows
@@ -156,15 +175,15 @@ class SqliteStore:
         out = {}
         for ids in _chunks(list(run_ids)):
             marks = ','.join('?' * len(ids))
-            out.update(self.db.execute(
-                f'SELECT run_uuid, artifact_uri FROM runs WHERE run_uuid IN ({marks})', ids).fetchall())
+            out.update(self._query(
+                f'SELECT run_uuid, artifact_uri FROM runs WHERE run_uuid IN ({marks})', ids))
         return out
 
     def _key_values(self, table: str, run_ids) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {r: {} for r in run_ids}
         for ids in _chunks(list(run_ids)):
             marks = ','.join('?' * len(ids))
-            for run, key, value in self.db.execute(
+            for run, key, value in self._query(
                     f'SELECT run_uuid, key, value FROM {table} WHERE run_uuid IN ({marks})', ids):
                 out[run][key] = value if value is not None else ''
         return out

@@ -62,6 +62,24 @@ def test_missing_aux_map_is_a_clear_error():
         build_anonymizer(dict(type='Blackening'))(clips, {})
 
 
+@pytest.mark.parametrize('cfg, says', [
+    (dict(type='RegionBlur', sigma=-3), 'sigma=-3: it must be a number > 0'),
+    (dict(type='RegionBlur', sigma=0), 'sigma=0: it must be a number > 0'),
+    (dict(type='RegionBlur', sigma='six'), "sigma='six' is a str"),
+    (dict(type='RegionBlur', dilate=-1), 'dilate=-1: it must be a number >= 0'),
+    (dict(type='Blackening', dilate=-2.5), 'dilate=-2.5: it must be a number >= 0'),
+    (dict(type='DepthImage', gamma=0), 'gamma=0: it must be a number > 0'),
+    (dict(type='Downsample', factor=0), 'factor=0: it must be an integer >= 1'),
+    (dict(type='Downsample', factor=1.5), 'factor=1.5: it must be an integer >= 1'),
+    (dict(type='Downsample', upsample='bicubic'), "upsample='bicubic': it must be 'bilinear' or"),
+])
+def test_parameters_out_of_range_are_refused_by_the_constructor(cfg, says):
+    """A value that would anonymize nothing (or crash later) is a one-line ValueError."""
+    with pytest.raises(ValueError) as err:
+        build_anonymizer(cfg)
+    assert says in str(err.value) and '\n' not in str(err.value)
+
+
 def test_blackening_blacks_out_the_person_and_nothing_far_from_it():
     clips, aux = _clips()
     out = build_anonymizer(dict(type='Blackening', dilate=0))(clips, aux)

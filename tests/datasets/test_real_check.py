@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.datasets.check import check_dataset
-from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf
+from tests.datasets.real_tree import UCF_UNLABELLED, build_hmdb, build_ucf, malicious_pickle
 
 
 def test_check_names_missing_undecodable_and_unlabelled_clips(tmp_path):
@@ -110,3 +110,18 @@ def test_a_run_on_a_tree_with_a_corrupt_clip_stops_before_anything_is_recorded(t
     assert code == 2 and err[-1].startswith('bench: dataset vp_ucf101 (train)')
     assert info['corrupt'] in err[-1] and '1 of 5 clips do not decode' in err[-1]
     assert not (tmp_path / 'work' / 'mlflow.db').exists()
+
+
+def test_a_label_pickle_that_would_run_code_is_one_line(tmp_path, capsys):
+    """Refused by the restricted unpickler, as `bench run` refuses it: one line, status 2."""
+    from benchmark.cli import main
+    build_hmdb(tmp_path)
+    marker = tmp_path / 'ran'
+    (tmp_path / 'hostile.pickle').write_bytes(malicious_pickle(marker))
+    assert main(['datasets', 'check', 'vp_hmdb51', '--data-root', str(tmp_path), '--annotations',
+                 str(tmp_path / 'hostile.pickle'), '--quick']) == 2
+    captured = capsys.readouterr()
+    assert not captured.out
+    assert captured.err.startswith('bench: ') and captured.err.count('\n') == 1
+    assert 'hostile.pickle: refusing to load global' in captured.err
+    assert not marker.exists()

@@ -9,6 +9,7 @@ import torch
 
 from benchmark.anonymize import anonymize_video, load_anonymizer
 from benchmark.anonymizer import Anonymizer, build_anonymizer
+from benchmark.errors import InputError
 from tests.raprivacy.helpers import tiny_anonymizer_cfg
 
 
@@ -58,6 +59,7 @@ def test_video_file_round_trip_streams_windows(tmp_path):
     assert info['frames'] == 10 and len(frames) == 10 and fps == pytest.approx(10)
     assert frames[0].shape == (40, 48, 3)  # back at the video's size
     assert calls == [(1, 3, 4, 32, 32)] * 3  # windows of clip_len at the fitted crop size
+    assert info['size'] == '32x32'  # a learning anonymizer works at its size, and says it
     # the loaded anonymizer is the fitted one
     clips = torch.rand(1, 3, 4, 32, 32)
     assert torch.allclose(anon(clips), fitted(clips))
@@ -114,3 +116,48 @@ def test_load_from_an_mlflow_run(tmp_path):
     anon = load_anonymizer(run_id=run.info.run_id, tracking_uri=uri)
     clips = torch.rand(1, 3, 4, 32, 32)
     assert torch.allclose(anon(clips), fitted(clips))
+
+
+def test_a_fixed_anonymizer_works_at_the_videos_own_size(tmp_path):
+    """Fitted at an 8 px crop, downsampling must not shrink a 48x40 video to 8x8 first."""
+    save_fitted(tmp_path / 'run', dict(type='Downsample', factor=2), crop_size=8)
+    anon = load_anonymizer(checkpoint=tmp_path / 'run')
+    write_video(tmp_path / 'in.mp4', frames=6)
+    calls = []
+    anon.register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
+    info = anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'out.mp4')
+    assert info['size'] is None and calls == [(1, 3, 4, 40, 48)] * 2
+    assert read_video(tmp_path / 'out.mp4')[0][0].shape == (40, 48, 3)
+
+
+@pytest.mark.parametrize('write, says', [
+    (lambda p: p.write_bytes(b'\x00 not a torch file ' * 50), 'is not a torch checkpoint'),
+    (lambda p: torch.save({'epoch': 3, 'weight': torch.ones(2)}, p),
+     'does not hold the weights of Downsample (Unexpected key(s)'),
+    (lambda p: torch.save([1, 2], p), 'does not hold the weights of Downsample'),
+])
+def test_a_checkpoint_that_is_not_the_anonymizers_is_one_line_naming_it(write, says, tmp_path):
+    save_fitted(tmp_path / 'run', dict(type='Downsample', factor=2))
+    write(tmp_path / 'run' / 'anonymizer.pth')
+    with pytest.raises(InputError) as err:
+        load_anonymizer(checkpoint=tmp_path / 'run')
+    assert says in str(err.value) and str(tmp_path / 'run' / 'anonymizer.pth') in str(err.value)
+    assert '\n' not in str(err.value)
+    (tmp_path / 'run' / 'anonymizer.json').write_text('{"anonymizer": ')
+    with pytest.raises(InputError, match='anonymizer.json is not the anonymizer.json a bench run'):
+        load_anonymizer(checkpoint=tmp_path / 'run')
+
+
+def test_an_output_folder_it_cannot_write_is_named_before_decoding(tmp_path, monkeypatch):
+    anon = build_anonymizer(dict(type='Downsample', factor=2))
+    write_video(tmp_path / 'in.mp4', frames=2)
+    with pytest.raises(InputError, match=f'output folder {tmp_path / "missing"} does not exist'):
+        anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'missing' / 'out.mp4')
+    (tmp_path / 'a_file').write_text('')
+    with pytest.raises(InputError, match='a_file/frames cannot be created'):
+        anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'a_file' / 'frames')
+    import benchmark.anonymize
+    monkeypatch.setattr(benchmark.anonymize.os, 'access', lambda path, mode: path != tmp_path)
+    with pytest.raises(InputError, match=f'output folder {tmp_path} is not writable'):
+        anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'out.mp4')
+    assert not (tmp_path / 'missing').exists() and not (tmp_path / 'out.mp4').exists()
