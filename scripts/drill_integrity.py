@@ -150,8 +150,12 @@ def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 600) -> bool:
 
 
 def landed(folder: Path) -> dict:
-    """Where a kill left the run folder: stages done and the newest checkpoint of each other."""
-    from benchmark.checkpoints import training_checkpoints
+    """Where a kill left the run folder: stages done and the newest checkpoint of each other.
+
+    A checkpoint the kill cut short is deleted by the rerun; MMEngine deletes the previous one
+    before writing the next, so that stage then starts over.
+    """
+    from benchmark.checkpoints import complete, training_checkpoints
     out = {}
     for stage in STAGES:
         d = folder / stage
@@ -159,7 +163,8 @@ def landed(folder: Path) -> dict:
             out[stage] = 'done'
         elif d.is_dir():
             ckpts = training_checkpoints(d)
-            out[stage] = ckpts[0].name if ckpts else 'started, no checkpoint'
+            out[stage] = (f'{ckpts[0].name}{"" if complete(ckpts[0]) else " (half-written)"}'
+                          if ckpts else 'started, no checkpoint')
     return out
 
 

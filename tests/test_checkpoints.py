@@ -84,6 +84,7 @@ def _train(work_dir, by_epoch: bool, hooks: list, resume=None) -> dict:
                                            interval=1 if by_epoch else 2),
                            logger=dict(type='LoggerHook', interval=100)),
         custom_hooks=hooks, randomness=dict(seed=3), log_level='WARNING',
+        default_scope='benchmark',  # as the protocol's: a runner makes its scope the current one
         load_from=f'{SCHEME}{resume}' if resume else None, resume=resume is not None,
         experiment_name=f'toy_{time.time_ns()}')
     runner.train()

@@ -6,6 +6,7 @@ import torch
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
+from benchmark.checkpoints import SCHEME, load, resume_checkpoint
 from benchmark.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
 from tests.raprivacy.helpers import clip_batch, tiny_model_cfg, tiny_optim_cfg
 
@@ -95,6 +96,7 @@ class TinyClips(Dataset):
 
 
 def make_runner(work_dir, max_iters, resume):
+    resume_from = resume_checkpoint(work_dir) if resume else None
     return Runner(
         model=tiny_model_cfg(), work_dir=str(work_dir), default_scope='benchmark',
         train_dataloader=dict(dataset=TinyClips(), batch_size=3, num_workers=0,
@@ -105,24 +107,23 @@ def make_runner(work_dir, max_iters, resume):
         param_scheduler=[dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=4, T_max=4, eta_min=0.0)],
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
                            logger=dict(type='LoggerHook', interval=1)),
-        randomness=dict(seed=0), resume=resume)
+        randomness=dict(seed=0), resume=resume_from is not None,
+        load_from=f'{SCHEME}{resume_from}' if resume_from else None)
 
 
-def test_runner_trains_and_resumes(tmp_path, monkeypatch):
-    # MMEngine 0.10.7 resumes with a bare torch.load, which torch >= 2.6 makes weights-only; its
-    # own checkpoints (numpy history buffers) need the old default. Explicit weights_only=True
-    # calls are not affected by this variable.
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+def test_runner_trains_and_resumes(tmp_path):
+    """Through the protocol's own resume path: the checkpoint (three optimizers, schedulers,
+    message hub) loads weights-only through the suite's allow-list."""
     first = make_runner(tmp_path, 2, resume=False)
     first.train()
     assert first.iter == 2 and (tmp_path / 'iter_2.pth').is_file()
-    saved = torch.load(tmp_path / 'iter_2.pth', map_location='cpu', weights_only=False)
+    saved = load(tmp_path / 'iter_2.pth', map_location='cpu')
     assert set(saved['optimizer']) == {'anonymizer', 'action_branch', 'privacy_branch'}
 
     second = make_runner(tmp_path, 4, resume=True)
     second.train()
     assert second.iter == 4 and (tmp_path / 'iter_4.pth').is_file()
-    final = torch.load(tmp_path / 'iter_4.pth', map_location='cpu', weights_only=False)
+    final = load(tmp_path / 'iter_4.pth', map_location='cpu')
     # the cosine schedule continued from iteration 2 rather than restarting (its last step,
     # the 3rd, sets 0.01 * (1 + cos(3 pi / 4)) / 2; a restart would stop at the 1st step's value)
     lr = final['optimizer']['anonymizer']['param_groups'][0]['lr']
