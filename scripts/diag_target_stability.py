@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmark import tracking  # noqa: E402
 from benchmark.anonymizer import build_anonymizer  # noqa: E402
+from benchmark.cli import _parse_options  # noqa: E402
 from benchmark.config import resolve_config  # noqa: E402
 from benchmark.datasets.sampling import spread_clip_indices, train_clip_indices  # noqa: E402
 from benchmark.protocol import _source_cfg  # noqa: E402
@@ -162,18 +163,6 @@ def protocol_once(method: str, seed: int, options: dict, scratch: Path) -> dict:
                 left_chance_epoch=left, seconds=round(time.time() - start, 1), curve=curve)
 
 
-def _options(text: str) -> dict:
-    import ast
-    out = {}
-    for pair in text.split():
-        key, value = pair.split('=', 1)
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--mode', choices=('harness', 'protocol'), default='harness')
@@ -195,7 +184,7 @@ def main(argv=None) -> int:
         if args.mode == 'protocol':
             for method in args.methods.split(','):
                 for seed in (int(s) for s in args.seeds.split(',')):
-                    result = protocol_once(method, seed, _options(text), Path(args.scratch))
+                    result = protocol_once(method, seed, _parse_options(text.split()), Path(args.scratch))
                     result.update({k: prov[k] for k in ('commit', 'dirty', 'device', 'threads', 'command')})
                     record['runs'].append(result)
                     print(json.dumps({k: result[k] for k in ('method', 'seed', 'options', 'top1',
