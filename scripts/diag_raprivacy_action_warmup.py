@@ -10,7 +10,10 @@ branch that already knows the actions; the iteration where it leaves chance size
 Writes results/raprivacy_action_warmup_<profile>.json: the per-iteration loss and accuracy, the
 mean accuracy over windows of 25 iterations, the command, the commit and the machine.
 
-Usage: python scripts/diag_raprivacy_action_warmup.py [--profile cpu] [--iters 300]
+``--lr``, ``--clip-len`` and ``--batch`` replace the profile's values (the output file's name
+then says so), to ask what the branch needs to leave chance.
+
+Usage: python scripts/diag_raprivacy_action_warmup.py [--profile cpu] [--iters 300] [--lr 2e-3]
 """
 from __future__ import annotations
 
@@ -33,6 +36,9 @@ def main() -> None:
     parser.add_argument('--window', type=int, default=25)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--lr', type=float, help="the action branch's lr (default: the profile's)")
+    parser.add_argument('--clip-len', type=int, help="frames per clip (default: the fit's)")
+    parser.add_argument('--batch', type=int, help="clips per batch (default: the fit's)")
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,18 +63,20 @@ def main() -> None:
     source = DATASETS.build(dict(cfg.dataset.source.to_dict(), split='train'))
     clip = cfg.clip
     dataset = ClipDataset(source, target='action', test_mode=False,
-                          clip_len=fit.clip_len or clip.clip_len,
+                          clip_len=args.clip_len or fit.clip_len or clip.clip_len,
                           frame_interval=cfg.dataset.clip.frame_interval, crop_size=clip.crop_size,
                           resize_short=clip.get('resize_short'))
     gen = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(dataset, batch_size=fit.batch_size, shuffle=True, generator=gen,
+    batch = args.batch or fit.batch_size
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, generator=gen,
                         collate_fn=pseudo_collate, num_workers=0, drop_last=True)
     preprocess = ClipPreprocessor(aux_channels=source.aux_channels, normalize=False)
     branch = ActionBranch(fit.model.action_backbone.to_dict(), len(source.classes),
                           fit.model.get('dropout', 0.5))
     optim = fit.optim_wrapper.action_branch.optimizer
-    opt = torch.optim.AdamW(branch.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
-    record.update(batch=fit.batch_size, clip_len=dataset.clip_len, crop=clip.crop_size, lr=optim.lr,
+    lr = args.lr or optim.lr
+    opt = torch.optim.AdamW(branch.parameters(), lr=lr, weight_decay=optim.weight_decay)
+    record.update(batch=batch, clip_len=dataset.clip_len, crop=clip.crop_size, lr=lr,
                   classes=len(source.classes), backbone=fit.model.action_backbone.to_dict())
 
     losses, accs, start, it = [], [], time.time(), 0
@@ -96,7 +104,9 @@ def main() -> None:
     record.update(loss=losses, accuracy=accs, window=args.window, window_accuracy=windows,
                   seconds=round(time.time() - start, 1))
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f'raprivacy_action_warmup_{args.profile}.json'
+    changed = ''.join(f'_{k}{v:g}' for k, v in (('lr', args.lr), ('clip', args.clip_len), ('batch', args.batch))
+                      if v)
+    path = args.out / f'raprivacy_action_warmup_{args.profile}{changed}.json'
     path.write_text(json.dumps(record, indent=1) + '\n')
     print(f'wrote {path}: window accuracy {windows}')
 
