@@ -10,7 +10,7 @@ branch that already knows the actions; the iteration where it leaves chance size
 Writes results/raprivacy_action_warmup_<profile>.json: the per-iteration loss and accuracy, the
 mean accuracy over windows of 25 iterations, the command, the commit and the machine.
 
-``--lr``, ``--clip-len`` and ``--batch`` replace the profile's values (the output file's name
+``--lr``, ``--clip-len``, ``--batch`` and ``--dropout`` replace the profile's values (the output file's name
 then says so), to ask what the branch needs to leave chance.
 
 Usage: python scripts/diag_raprivacy_action_warmup.py [--profile cpu] [--iters 300] [--lr 2e-3]
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument('--lr', type=float, help="the action branch's lr (default: the profile's)")
     parser.add_argument('--clip-len', type=int, help="frames per clip (default: the fit's)")
     parser.add_argument('--batch', type=int, help="clips per batch (default: the fit's)")
+    parser.add_argument('--dropout', type=float, help="dropout before the classifier (default: the fit's)")
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,11 +73,12 @@ def main() -> None:
                         collate_fn=pseudo_collate, num_workers=0, drop_last=True)
     preprocess = ClipPreprocessor(aux_channels=source.aux_channels, normalize=False)
     branch = ActionBranch(fit.model.action_backbone.to_dict(), len(source.classes),
-                          fit.model.get('dropout', 0.5))
+                          fit.model.get('dropout', 0.5) if args.dropout is None else args.dropout)
     optim = fit.optim_wrapper.action_branch.optimizer
     lr = args.lr or optim.lr
     opt = torch.optim.AdamW(branch.parameters(), lr=lr, weight_decay=optim.weight_decay)
     record.update(batch=batch, clip_len=dataset.clip_len, crop=clip.crop_size, lr=lr,
+                  dropout=branch.dropout.p,
                   classes=len(source.classes), backbone=fit.model.action_backbone.to_dict())
 
     losses, accs, start, it = [], [], time.time(), 0
@@ -104,8 +106,8 @@ def main() -> None:
     record.update(loss=losses, accuracy=accs, window=args.window, window_accuracy=windows,
                   seconds=round(time.time() - start, 1))
     args.out.mkdir(parents=True, exist_ok=True)
-    changed = ''.join(f'_{k}{v:g}' for k, v in (('lr', args.lr), ('clip', args.clip_len), ('batch', args.batch))
-                      if v)
+    changed = ''.join(f'_{k}{v:g}' for k, v in (('lr', args.lr), ('clip', args.clip_len), ('batch', args.batch),
+                                                 ('dropout', args.dropout)) if v is not None)
     path = args.out / f'raprivacy_action_warmup_{args.profile}{changed}.json'
     path.write_text(json.dumps(record, indent=1) + '\n')
     print(f'wrote {path}: window accuracy {windows}')
