@@ -35,7 +35,7 @@ def test_profile_models_train_one_step(profile):
     assert cfg.anonymizer.encoder.weights == 'vp_synth'  # no silent random weights in any profile
     # the self-trained encoder needs the VP-Synth generator; its weights do not matter here
     anonymizer = dict(cfg.anonymizer.to_dict(), style_set=dict(type='ImageStyles', images=STYLES),
-                      encoder=dict(cfg.anonymizer.encoder.to_dict(), weights='random'))
+                      encoder=dict(type='vgg19', weights='random', width=cfg.anonymizer.encoder.width))
     model_cfg = copy.deepcopy(cfg.fit.model.to_dict())
     model_cfg.update(anonymizer=anonymizer, num_classes=3,
                      data_preprocessor=dict(type='ClipPreprocessor', normalize=False, keep_aux=True))
