@@ -118,14 +118,27 @@ def cmd_run(args) -> int:
     ui_hint = _ui_hint(args)
     uri = resolve_tracking_uri(args.tracking_uri, work_root)
     options = _data_options(args)
+    collapsed = 0
     for seed in _seeds(args):
         cfg = resolve_config(args.method, args.dataset, args.profile,
                              train_dataset=args.train_dataset, options=options, seed=seed)
         protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
-        result = protocol.run(fresh=args.fresh)
-        _print_result(cfg, result)
+        collapsed += _run_one(protocol, f'seed {seed}', args.fresh)
     print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
           f'`{ui_hint.replace("bench ui", "bench report")}`')
+    return 2 if collapsed else 0
+
+
+def _run_one(protocol, label: str, fresh: bool = False) -> int:
+    """Run and print one protocol run; 1 if its fit collapsed (recorded as FAILED, and the
+    other seeds and variants still run), else 0."""
+    from benchmark.errors import FitCollapsed
+    try:
+        result = protocol.run(fresh=fresh)
+    except FitCollapsed as err:
+        print(f'bench: {label}: {err}', file=sys.stderr)
+        return 1
+    _print_result(protocol.cfg, result)
     return 0
 
 
@@ -175,10 +188,9 @@ def cmd_sweep(args) -> int:
                               seed=seed, variant=_variant_name(point))
                for point in points for seed in _seeds(args)]  # resolve all first: fail early
     print(f'sweep: {len(points)} variants x {len(_seeds(args))} seeds = {len(configs)} runs')
-    for cfg in configs:
-        result = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp).run()
-        _print_result(cfg, result)
-    return 0
+    collapsed = sum(_run_one(Protocol(cfg, work_root, uri, device=args.device, amp=args.amp),
+                             f'{cfg.variant} seed {cfg.seed}') for cfg in configs)
+    return 2 if collapsed else 0
 
 
 def _print_result(cfg, result: dict) -> None:
