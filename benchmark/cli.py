@@ -154,15 +154,29 @@ def cmd_run(args) -> int:
     work_root = Path(args.work_dir)
     ui_hint = _ui_hint(args)
     options = _data_options(args)
+    collapsed = 0
     configs = [resolve_config(args.method, args.dataset, args.profile,
                               train_dataset=args.train_dataset, options=options, seed=seed)
                for seed in seeds]  # every seed's config first: a bad option fails before any run
     for cfg in configs:
+        seed = cfg.seed
         protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
-        result = protocol.run(fresh=args.fresh)
-        _print_result(cfg, result)
+        collapsed += _run_one(protocol, f'seed {seed}', args.fresh)
     print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
           f'`{ui_hint.replace("bench ui", "bench report")}`')
+    return 2 if collapsed else 0
+
+
+def _run_one(protocol, label: str, fresh: bool = False) -> int:
+    """Run and print one protocol run; 1 if its fit collapsed (recorded as FAILED, and the
+    other seeds and variants still run), else 0."""
+    from benchmark.errors import FitCollapsed
+    try:
+        result = protocol.run(fresh=fresh)
+    except FitCollapsed as err:
+        print(f'bench: {label}: {err}', file=sys.stderr)
+        return 1
+    _print_result(protocol.cfg, result)
     return 0
 
 
@@ -212,10 +226,9 @@ def cmd_sweep(args) -> int:
                               seed=seed, variant=_variant_name(point))
                for point in points for seed in seeds]  # resolve all first: fail early
     print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs')
-    for cfg in configs:
-        result = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp).run()
-        _print_result(cfg, result)
-    return 0
+    collapsed = sum(_run_one(Protocol(cfg, work_root, uri, device=args.device, amp=args.amp),
+                             f'{cfg.variant} seed {cfg.seed}') for cfg in configs)
+    return 2 if collapsed else 0
 
 
 def _print_result(cfg, result: dict) -> None:

@@ -35,6 +35,11 @@ class ProtocolError(BenchError, RuntimeError):
     """A run that cannot start or continue; the message says why and what to do."""
 
 
+class FitCollapsed(ProtocolError):
+    """A learning anonymizer's fit that collapsed (saturated output, an action branch at chance):
+    the run stops and is recorded as failed, never reported as a result."""
+
+
 class TrackingError(BenchError, RuntimeError):
     """The tracking store cannot be used; the message says which and what to do."""
 

@@ -245,6 +245,8 @@ class Protocol:
         self._close_orphans(exp, keep=parent)
         if parent:
             c.update_run(parent, status='RUNNING')
+            if tracking.TAG + 'failure' in c.get_run(parent).data.tags:  # this attempt fails anew or finishes
+                c.delete_tag(parent, tracking.TAG + 'failure')
             self.log(f'resuming MLflow run {parent} from {self.run_dir}')
             return
         prov = tracking.provenance(self.device)
@@ -387,7 +389,12 @@ class Protocol:
                                     interval=fit.get('checkpoint_interval', 50),
                                     max_keep_ckpts=1, save_last=True),
                     logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
-            runner.train()
+            try:
+                runner.train()
+            finally:  # a fit its guard stopped keeps the curves that show why
+                for hook in runner.hooks:
+                    if isinstance(hook, tracking.MLflowStageHook):
+                        hook.flush()
             anonymizer = runner.model.anonymizer
             torch.save(anonymizer.state_dict(), ckpt)
             info['encoder'] = getattr(anonymizer, 'encoder_source', '')
@@ -558,13 +565,21 @@ class Protocol:
                                  f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
-        except BaseException:
-            self.client.set_terminated(parent, status='KILLED')
-            for stage in STAGES:
-                child = self.state['runs'].get(stage)
-                if child and not (self.run_dir / stage / RESULT_FILE).exists():
-                    self.client.set_terminated(child, status='KILLED')
+        except ProtocolError as err:  # stopped for a stated reason (a collapsed fit): not a result
+            self.client.set_tag(parent, tracking.TAG + 'failure', _first_line(err))
+            self._terminate('FAILED')
             raise
+        except BaseException:
+            self._terminate('KILLED')
+            raise
+
+    def _terminate(self, status: str) -> None:
+        """End the parent run and every unfinished stage's run with ``status``."""
+        self.client.set_terminated(self.state['runs']['parent'], status=status)
+        for stage in STAGES:
+            child = self.state['runs'].get(stage)
+            if child and not (self.run_dir / stage / RESULT_FILE).exists():
+                self.client.set_terminated(child, status=status)
 
     def _stage_data(self, stage: str) -> str:
         return self.fit_data['name'] if stage == 'fit' else self.eval_data['name']

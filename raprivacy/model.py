@@ -1,44 +1,60 @@
 """RAPrivacy's adversarial training model (RAPrivacy Sec. 3.2-3.4, Fig. 2, Eq. 6-9).
 
 One MMEngine model holds the anonymizer, the action branch (an mmaction2 ResNet3d, 3D ResNet-50
-in the paper, with a linear head and cross-entropy, Eq. 6) and the privacy branch (a ResNet
-applied to every frame, an MLP projection, and the contrastive loss of Eq. 7 over pairs of clips
-of the batch: positive = same action, different videos; negative = different actions; no privacy
-labels). Its ``train_step`` runs both phases of an iteration with an ``OptimWrapperDict`` whose
-keys are the submodule names ``anonymizer``, ``action_branch`` and ``privacy_branch``:
+in the paper, a linear head and cross-entropy, Eq. 6) and the privacy branch (a ResNet applied
+to every frame and an MLP projection, L_pri of Eq. 7), and trains them with the suite's shared
+adversarial trainer (``benchmark.adversarial.AdversarialModel``, one ``OptimWrapper`` per
+submodule: ``anonymizer``, ``action_branch``, ``privacy_branch``). Each iteration:
 
 1. style adaptation: the anonymizer takes a step on ``Loss_st = lg L_gs + ll L_lf`` (Eq. 8);
-   the action classifier is not run and not updated.
-2. the anonymizer takes a step on ``Loss_total = lg L_gs + ll L_lf + la L_act - lp L_pri``
-   (Eq. 9) and the action classifier a step on ``L_act``.
+2. once the branches' warm-up is over, the anonymizer takes a step on
+   ``Loss_total = lg L_gs + ll L_lf + la L_act - lp L_pri`` (Eq. 9), with the branches frozen;
+3. the action branch takes a step on L_act and the privacy branch one on +L_pri (the
+   adversary's side, as SPAct trains its fB), both on phase 2's clips, detached.
 
-Whether the privacy feature extractor itself learns (a step on ``+L_pri``, the adversary's side,
-as SPAct trains its fB) is the option ``train_privacy``; the paper is silent. Off, the extractor
-keeps its random initialization and the anonymizer maximizes a fixed random-feature contrast.
-Embeddings are L2-normalized by default (``normalize_embeddings``): the anonymizer maximizes
-``D^2`` of positive pairs, which is unbounded otherwise.
+What the paper leaves open or contradicts is a config value each (the method config,
+``benchmark/configs/methods/raprivacy.py``, gives the values and the evidence behind them):
+
+- ``privacy_loss``, the reading of L_pri (``raprivacy.losses``): ``'ntxent_views'``, SPAct's
+  NT-Xent over two augmented views of each clip (positives) against the batch's other videos
+  (negatives) at temperature 0.1; ``'eq9_action_pairs'``, Eq. 7 as printed inside Eq. 9
+  (margin loss over action-defined pairs, maximized: a constant image maximizes it, and it
+  pays the anonymizer for erasing the action); ``'info_nce_action_pairs'``, the text's
+  InfoNCE over the same pairs.
+- ``warmup_iters``: the branches first learn on raw clips while only phase 1 runs, since the
+  paper's action branch is a trained R3D-50, not a random one, and SPAct's branches start
+  pretrained.
+- ``ramp_iters``: the privacy weight rises linearly after the warm-up.
+- ``restart``: the privacy branch is re-initialized periodically (VITA's budget model restarts).
+- ``bounded_losses``: every loss reads the clamped output the classifiers and the saved frames
+  see, through ``clamp_inward`` (saturated values still get the gradient back into range);
+  off, the style losses read the unclamped output and the branches the hard clamp.
+- ``guard``: a fit whose output saturates or whose action branch sits at chance stops with a
+  one-line reason (``benchmark.adversarial.CollapseGuard``).
+- ``train_privacy``: whether the privacy branch learns at all (off: a fixed random extractor).
+  Embeddings are L2-normalized by default (``normalize_embeddings``): D^2 of Eq. 7 is
+  unbounded otherwise.
 
 For distributed training wrap with ``MMSeparateDistributedDataParallel`` (MMEngine's wrapper
 for models with their own ``train_step``).
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import mmaction.models  # noqa: F401  registers the video backbones (ResNet3d) the branches use
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
 from torch import nn
 
+from benchmark.adversarial import AdversarialModel, clamp_inward, set_requires_grad
 from benchmark.anonymizer import build_anonymizer
 from benchmark.data import DEFAULT_MEAN, DEFAULT_STD
 from benchmark.registry import MODELS
 from raprivacy.adaattn import adaattn_star, attention_keys
 from raprivacy.anonymizer import RAPrivacyAnonymizer, Transfer
-from raprivacy.losses import global_style_loss, info_nce_loss, local_feature_loss, pair_contrastive_loss
+from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, local_feature_loss, ntxent_loss,
+                              pair_contrastive_loss)
 
-DEFAULT_WEIGHTS = dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0)
+PRIVACY_LOSSES = ('ntxent_views', 'eq9_action_pairs', 'info_nce_action_pairs')
 STYLE_LOSS_LAYERS = (2, 3, 4, 5)  # Eq. 4: relu2_1 ... relu5_1
 LOCAL_LOSS_LAYERS = (3, 4, 5)  # Eq. 5: relu3_1 ... relu5_1
 
@@ -55,11 +71,15 @@ class ActionBranch(nn.Module):
     def __init__(self, backbone: dict, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.backbone = MODELS.build(backbone)
-        self.backbone.init_weights()
         self.dropout = nn.Dropout(dropout)
         with torch.no_grad():
             width = self.backbone(torch.zeros(1, 3, 4, 32, 32)).shape[1]
         self.head = nn.Linear(width, num_classes)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        self.backbone.init_weights()
+        self.head.reset_parameters()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         feat = self.backbone(_normalize(clips))
@@ -72,12 +92,18 @@ class PrivacyBranch(nn.Module):
     def __init__(self, backbone: dict, embed_dim: int = 128, normalize: bool = True) -> None:
         super().__init__()
         self.backbone = MODELS.build(backbone)
-        self.backbone.init_weights()
         with torch.no_grad():
             width = self.backbone(torch.zeros(1, 3, 2, 32, 32)).shape[1]
         self.project = nn.Sequential(nn.Linear(width, width), nn.ReLU(inplace=True),
                                      nn.Linear(width, embed_dim))
         self.normalize = normalize
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        self.backbone.init_weights()
+        for layer in self.project:
+            if isinstance(layer, nn.Linear):
+                layer.reset_parameters()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         feat = self.backbone(_normalize(clips)).mean(dim=(3, 4)).transpose(1, 2)  # (N, T', C)
@@ -86,7 +112,7 @@ class PrivacyBranch(nn.Module):
 
 
 @MODELS.register_module()
-class RAPrivacyModel(BaseModel):
+class RAPrivacyModel(AdversarialModel):
     """The anonymizer with its action and privacy branches, trained in two phases per iteration.
 
     Args:
@@ -96,36 +122,43 @@ class RAPrivacyModel(BaseModel):
         privacy_backbone (dict): ResNet applied frame by frame (a ResNet3d with no temporal
             inflation). Defaults to ResNet-50.
         privacy_embed_dim (int): Embedding size of the privacy branch. Defaults to 128.
-        privacy_loss (str): ``'contrastive'`` (Eq. 7, margin form) or ``'info_nce'``.
-            Defaults to ``'contrastive'``.
+        privacy_loss (str): One of ``PRIVACY_LOSSES`` (see the module's docstring). Defaults to
+            ``'ntxent_views'``.
         margin (float): m of Eq. 7 (distances of unit vectors lie in [0, 2]). Defaults to 1.0.
-        temperature (float): InfoNCE temperature. Defaults to 0.1.
-        train_privacy (bool): Train the privacy extractor to minimize L_pri. Defaults to True.
+        temperature (float): NT-Xent and InfoNCE temperature. Defaults to 0.1.
+        views (dict, optional): ``clip_views`` settings of the NT-Xent views, ``min_scale`` and
+            ``flip``. Defaults to ``dict(min_scale=0.6, flip=True)``.
+        train_privacy (bool): Train the privacy branch to lower L_pri. Defaults to True.
         normalize_embeddings (bool): L2-normalize privacy embeddings. Defaults to True.
-        loss_weights (dict): lambdas ``global_style`` (lg), ``local_feature`` (ll), ``action``
-            (la), ``privacy`` (lp). Defaults to AdaAttN's 10 and 3, and 1 and 1.
+        bounded_losses (bool): Compute every loss on the clamped output (``clamp_inward``).
+            Defaults to True.
         dropout (float): Dropout before the action classifier. Defaults to 0.5.
-        data_preprocessor (dict, optional): The protocol's ``ClipPreprocessor`` config.
+        **schedule: ``loss_weights`` (lambdas ``global_style`` lg, ``local_feature`` ll,
+            ``action`` la, ``privacy`` lp; defaults AdaAttN's 10 and 3, and 1 and 1),
+            ``anonymizer_steps``, ``branch_steps``, ``anonymizer_start_iter``, ``warmup_iters``,
+            ``ramp_iters``, ``restart``, ``guard`` and ``data_preprocessor``, as
+            ``AdversarialModel`` takes them.
     """
+
+    term_signs = dict(global_style=1, local_feature=1, action=1, privacy=-1)
+    term_branches = dict(action='action_branch', privacy='privacy_branch')
+    default_weights = dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0)
+    guard_accuracy = 'action_acc'
 
     def __init__(self, anonymizer: dict, num_classes: int | None = None,
                  action_backbone: dict | None = None, privacy_backbone: dict | None = None,
-                 privacy_embed_dim: int = 128, privacy_loss: str = 'contrastive',
-                 margin: float = 1.0, temperature: float = 0.1, train_privacy: bool = True,
-                 normalize_embeddings: bool = True, loss_weights: dict | None = None,
-                 dropout: float = 0.5, data_preprocessor: dict | None = None) -> None:
-        if isinstance(data_preprocessor, dict):  # built here: BaseModel looks in MMEngine's scope
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor)
+                 privacy_embed_dim: int = 128, privacy_loss: str = 'ntxent_views',
+                 margin: float = 1.0, temperature: float = 0.1, views: dict | None = None,
+                 train_privacy: bool = True, normalize_embeddings: bool = True,
+                 bounded_losses: bool = True, dropout: float = 0.5, **schedule) -> None:
         if num_classes is None:
             raise ValueError('RAPrivacyModel needs fit.model.num_classes (the action classes of the '
                              'training set)')
-        if privacy_loss not in ('contrastive', 'info_nce'):
-            raise ValueError(f"fit.model.privacy_loss must be 'contrastive' or 'info_nce', got {privacy_loss!r}")
-        unknown = set(loss_weights or {}) - set(DEFAULT_WEIGHTS)
-        if unknown:
-            raise ValueError(f'fit.model.loss_weights has unknown keys {sorted(unknown)}: '
-                             f'valid keys are {sorted(DEFAULT_WEIGHTS)}')
+        if privacy_loss not in PRIVACY_LOSSES:
+            raise ValueError(f'fit.model.privacy_loss must be one of {", ".join(PRIVACY_LOSSES)}, '
+                             f'got {privacy_loss!r}')
+        branches = ('action_branch', 'privacy_branch') if train_privacy else ('action_branch',)
+        super().__init__(branches, chance=1.0 / num_classes, **schedule)
         self.anonymizer: RAPrivacyAnonymizer = build_anonymizer(anonymizer)
         self.action_branch = ActionBranch(
             action_backbone or dict(type='ResNet3d', depth=50, pretrained=None, pretrained2d=False),
@@ -134,11 +167,11 @@ class RAPrivacyModel(BaseModel):
             privacy_backbone or dict(type='ResNet3d', depth=50, pretrained=None, pretrained2d=False,
                                      inflate=(0, 0, 0, 0), conv1_kernel=(1, 7, 7), with_pool2=False),
             privacy_embed_dim, normalize_embeddings)
-        self.train_privacy = train_privacy
         if not train_privacy:
-            self.privacy_branch.requires_grad_(False)
+            set_requires_grad(self.privacy_branch, False)
         self.privacy_loss, self.margin, self.temperature = privacy_loss, margin, temperature
-        self.weights = {**DEFAULT_WEIGHTS, **(loss_weights or {})}
+        self.views = {'min_scale': 0.6, 'flip': True, **(views or {})}
+        self.bounded_losses = bounded_losses
 
     # ---- losses -------------------------------------------------------------------------------
     def style_losses(self, out: Transfer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -152,12 +185,15 @@ class RAPrivacyModel(BaseModel):
         l_lf = local_feature_loss([enc[x - 1] for x in LOCAL_LOSS_LAYERS], targets)
         return l_gs, l_lf
 
-    def pair_loss(self, clips: torch.Tensor, actions: torch.Tensor, videos: torch.Tensor) -> torch.Tensor:
-        """L_pri (Eq. 7, or InfoNCE) of the privacy branch's embeddings of ``clips``."""
+    def privacy_term(self, clips: torch.Tensor, batch: dict) -> torch.Tensor:
+        """L_pri of the privacy branch on ``clips``, in the configured reading."""
+        if self.privacy_loss == 'ntxent_views':
+            emb1, emb2 = self.privacy_branch(torch.cat(clip_views(clips, **self.views))).chunk(2)
+            return ntxent_loss(emb1, emb2, batch['videos'], self.temperature)
         emb = self.privacy_branch(clips)
-        if self.privacy_loss == 'info_nce':
-            return info_nce_loss(emb, actions, videos, self.temperature)
-        return pair_contrastive_loss(emb, actions, videos, self.margin)
+        if self.privacy_loss == 'info_nce_action_pairs':
+            return info_nce_loss(emb, batch['actions'], batch['videos'], self.temperature)
+        return pair_contrastive_loss(emb, batch['actions'], batch['videos'], self.margin)
 
     @staticmethod
     def labels(data_samples, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,67 +203,66 @@ class RAPrivacyModel(BaseModel):
         videos = [ids.setdefault(s.metainfo.get('video_id', i), len(ids)) for i, s in enumerate(data_samples)]
         return actions, torch.tensor(videos, device=device)
 
-    # ---- the two phases -----------------------------------------------------------------------
-    def style_phase(self, clips: torch.Tensor, style_index: torch.Tensor, optim_wrapper
-                    ) -> tuple[dict, Transfer]:
-        """Phase 1: one anonymizer step on Loss_st (Eq. 8); also returns the pass, whose frozen
-        encoder features phase 2 reuses."""
-        wrapper = optim_wrapper['anonymizer']
-        with wrapper.optim_context(self.anonymizer):
-            out = self.anonymizer.transfer(clips, style_index)
-            l_gs, l_lf = self.style_losses(out)
-            loss = self.weights['global_style'] * l_gs + self.weights['local_feature'] * l_lf
-        wrapper.update_params(loss)
-        return dict(loss_st=loss.detach()), out._replace(images=None)  # the images are stale now
-
-    def adversarial_phase(self, clips: torch.Tensor, style_index: torch.Tensor, actions: torch.Tensor,
-                          videos: torch.Tensor, optim_wrapper, encoded: Transfer | None = None) -> dict:
-        """Phase 2: anonymizer step on Loss_total (Eq. 9), classifier step on L_act, and the
-        privacy extractor's step on L_pri when it trains."""
-        w = self.weights
-        anon_opt, action_opt = optim_wrapper['anonymizer'], optim_wrapper['action_branch']
-        with anon_opt.optim_context(self):
-            out = self.anonymizer.transfer(clips, style_index, encoded=encoded)
-            l_gs, l_lf = self.style_losses(out)
-            stylized = self.anonymizer.to_clips(out.images.clamp(0.0, 1.0), out.frames)
-            logits = self.action_branch(stylized)
-            l_act = F.cross_entropy(logits, actions)
-            l_pri = self.pair_loss(stylized, actions, videos)
-            total = w['global_style'] * l_gs + w['local_feature'] * l_lf + w['action'] * l_act \
-                - w['privacy'] * l_pri
-        # Each part gets the gradient of its own objective: `inputs=` keeps the other parts'
-        # gradients out, so one forward pass serves all three updates.
-        action_opt.backward(l_act, retain_graph=True, inputs=list(self.action_branch.parameters()))
-        if self.train_privacy:
-            privacy_opt = optim_wrapper['privacy_branch']
-            privacy_opt.backward(l_pri, retain_graph=True, inputs=list(self.privacy_branch.parameters()))
-        anon_opt.backward(total, inputs=[p for p in self.anonymizer.parameters() if p.requires_grad])
-        names = ['anonymizer', 'action_branch'] + (['privacy_branch'] if self.train_privacy else [])
-        for name in names:
-            optim_wrapper[name].step()
-            optim_wrapper[name].zero_grad()
-        acc = (logits.argmax(1) == actions).float().mean()
-        return dict(loss_gs=l_gs.detach(), loss_lf=l_lf.detach(), loss_act=l_act.detach(),
-                    loss_pri=l_pri.detach(), loss_total=total.detach(), action_acc=acc.detach())
-
-    def train_step(self, data, optim_wrapper) -> dict:
-        missing = [k for k in ('anonymizer', 'action_branch') + (('privacy_branch',) if self.train_privacy else ())
-                   if k not in optim_wrapper.optim_wrappers]
-        if missing:
-            raise KeyError(f'fit.optim_wrapper has no {", ".join(missing)}: RAPrivacyModel needs one '
-                           f'optimizer per submodule (constructor=MultiOptimWrapperConstructor)')
-        data = self.data_preprocessor(data, True)
+    # ---- the phases -----------------------------------------------------------------------------
+    def fit_batch(self, data: dict) -> dict:
         clips = data['inputs'][:, 0]  # training gives one view per clip
         actions, videos = self.labels(data['data_samples'], clips.device)
-        style_index = self.anonymizer.style_index(len(clips), clips.device)
-        log, first = self.style_phase(clips, style_index, optim_wrapper)
-        log.update(self.adversarial_phase(clips, style_index, actions, videos, optim_wrapper, encoded=first))
-        return OrderedDict(log)
+        return dict(clips=clips, actions=actions, videos=videos,
+                    style_index=self.anonymizer.style_index(len(clips), clips.device))
+
+    def stylize(self, batch: dict, encoded: Transfer | None = None) -> tuple[Transfer, torch.Tensor]:
+        """One transfer pass: the pass, with its images as the style losses read them, and the
+        clips the branches see (``bounded_losses``: the same values, clamped)."""
+        out = self.anonymizer.transfer(batch['clips'], batch['style_index'], encoded=encoded)
+        if self.bounded_losses:
+            out = out._replace(images=clamp_inward(out.images))
+            seen = out.images
+        else:
+            seen = out.images.clamp(0.0, 1.0)
+        return out, self.anonymizer.to_clips(seen, out.frames)
+
+    def anonymizer_update(self, batch: dict, optim_wrapper, factors: dict[str, float]
+                          ) -> tuple[torch.Tensor, dict]:
+        """Phase 1 (Eq. 8), then, past the warm-up, phase 2 (Eq. 9), which reuses phase 1's
+        encoder features (the encoder is frozen, so they are the same)."""
+        wrapper = optim_wrapper['anonymizer']
+        with self.stepping('anonymizer', optim_wrapper):
+            out, stylized = self.stylize(batch)
+            l_gs, l_lf = self.style_losses(out)
+            loss_st = self.objective(dict(global_style=l_gs, local_feature=l_lf), factors)
+        wrapper.update_params(loss_st)
+        log = dict(loss_st=loss_st.detach())
+        if not self.adversarial(factors, self.term_branches):
+            return stylized.detach(), log
+        with self.stepping('anonymizer', optim_wrapper):
+            out, stylized = self.stylize(batch, encoded=out._replace(images=None))  # images stale
+            l_gs, l_lf = self.style_losses(out)
+            terms = dict(global_style=l_gs, local_feature=l_lf,
+                         action=F.cross_entropy(self.action_branch(stylized), batch['actions']),
+                         privacy=self.privacy_term(stylized, batch))
+            total = self.objective(terms, factors)
+        wrapper.update_params(total)
+        log.update(loss_gs=l_gs.detach(), loss_lf=l_lf.detach(), loss_act=terms['action'].detach(),
+                   loss_pri=terms['privacy'].detach(), loss_total=total.detach())
+        return stylized.detach(), log
+
+    @torch.no_grad()
+    def anonymize(self, batch: dict) -> torch.Tensor:
+        out = self.anonymizer.transfer(batch['clips'], batch['style_index'])
+        return self.anonymizer.to_clips(out.images.clamp(0.0, 1.0), out.frames)
+
+    def branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+        """L_act for the action branch (with its batch accuracy), +L_pri for the privacy branch."""
+        if name == 'action_branch':
+            logits = self.action_branch(clips)
+            accuracy = (logits.argmax(1) == batch['actions']).float().mean()
+            return F.cross_entropy(logits, batch['actions']), dict(action_acc=accuracy.detach())
+        return self.privacy_term(clips, batch), {}
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
         """``'tensor'``: anonymized clips; ``'predict'``: samples with action scores of the
-        anonymized clips; ``'loss'``: the weighted terms of Loss_total (Eq. 9, the privacy term
-        negated, so their sum is Loss_total), without updating anything."""
+        anonymized clips; ``'loss'``: the weighted terms of Loss_total (Eq. 9, each with its
+        sign, so their sum is Loss_total), without updating anything."""
         clips = inputs[:, 0] if inputs.dim() == 6 else inputs
         if mode == 'tensor':
             return self.anonymizer(clips)
@@ -238,11 +273,12 @@ class RAPrivacyModel(BaseModel):
             return data_samples
         if mode == 'loss':
             actions, videos = self.labels(data_samples, clips.device)
-            out = self.anonymizer.transfer(clips)
+            batch = dict(clips=clips, actions=actions, videos=videos,
+                         style_index=self.anonymizer.style_index(len(clips), clips.device))
+            out, stylized = self.stylize(batch)
             l_gs, l_lf = self.style_losses(out)
-            stylized = self.anonymizer.to_clips(out.images.clamp(0.0, 1.0), out.frames)
-            w = self.weights
-            return dict(loss_gs=w['global_style'] * l_gs, loss_lf=w['local_feature'] * l_lf,
-                        loss_act=w['action'] * F.cross_entropy(self.action_branch(stylized), actions),
-                        loss_pri=-w['privacy'] * self.pair_loss(stylized, actions, videos))
+            terms = dict(gs=('global_style', l_gs), lf=('local_feature', l_lf),
+                         act=('action', F.cross_entropy(self.action_branch(stylized), actions)),
+                         pri=('privacy', self.privacy_term(stylized, batch)))
+            return {f'loss_{key}': self.objective({name: value}, {}) for key, (name, value) in terms.items()}
         raise ValueError(f"mode must be 'tensor', 'predict' or 'loss', got {mode!r}")

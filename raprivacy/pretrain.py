@@ -111,7 +111,8 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
     """Train encoder and decoder to reconstruct ``frames``; returns their states and the last loss."""
     gen = torch.Generator().manual_seed(settings['seed'])
     torch.manual_seed(settings['seed'])
-    encoder, decoder = VGGEncoder(settings['width']), Decoder(settings['width'])
+    encoder = VGGEncoder(settings['width'])
+    decoder = Decoder(encoder.channels)
     for module in (*encoder.modules(), *decoder.modules()):
         if isinstance(module, torch.nn.Conv2d) and module.kernel_size != (1, 1):
             torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')

@@ -13,11 +13,17 @@ Loss_st = 10 L_gs + 3 L_lf (Eq. 8):
    clips for ``--steps`` steps at the fit's anonymizer lr and batch. If its frames are still not
    depth-like, the adversarial terms are not what keeps them from it.
 
-Writes results/raprivacy_style_only_<profile>.png (one row per test clip: input frame, the
-pixel-optimized frame, the anonymizer's frame after (2), the style image) and a .json beside it
-with the losses, mean colours, the command, the commit and the machine.
+Writes results/raprivacy_style_only_<profile>_<encoder>.png (one row per test clip: input
+frame, the pixel-optimized frame, the anonymizer's frame after (2), the style image) and a
+.json beside it with the losses, mean colours, colourfulness (mean over pixels of the standard
+deviation of R, G and B, in 0-255 units: 0 for a grey depth image), the command, the commit and
+the machine. ``--encoder`` replaces the profile's encoder: ``mobilenet_v2`` (ImageNet) or
+``self_trained`` (the 1/8-width VGG-19 layout trained on vp_synth, the cpu profile's encoder
+before the MobileNetV2). Both the training and the pixels read the output clamped to [0, 1]
+through ``clamp_inward``, as the fit's losses do.
 
-Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--steps 600] [--pixel-steps 300]
+Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--encoder self_trained]
+       [--steps 600] [--pixel-steps 300]
 """
 from __future__ import annotations
 
@@ -32,11 +38,17 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+ENCODERS = dict(
+    mobilenet_v2=dict(type='mobilenet_v2', weights='imagenet'),
+    self_trained=dict(type='self_trained', width=0.125, init_decoder=True,
+                      pretrain=dict(size=56, steps=1200, batch=8, lr=5e-4, num_frames=2048)))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--profile', default='cpu')
+    parser.add_argument('--encoder', choices=sorted(ENCODERS), default=None,
+                        help="encoder in place of the profile's")
     parser.add_argument('--steps', type=int, default=600)
     parser.add_argument('--pixel-steps', type=int, default=300)
     parser.add_argument('--threads', type=int, default=1)
@@ -45,6 +57,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
+    from benchmark.adversarial import clamp_inward
     from benchmark.anonymizer import build_anonymizer
     from benchmark.config import resolve_config
     from benchmark.datasets.vp_synth import VPSynthSource
@@ -52,7 +65,9 @@ def main() -> None:
     from raprivacy.model import RAPrivacyModel
 
     cfg = resolve_config('raprivacy', 'vp_synth', args.profile)
-    anonymizer = build_anonymizer(cfg.anonymizer.to_dict())
+    record = provenance('cpu')  # before anything can change the tree
+    encoder = ENCODERS.get(args.encoder, cfg.anonymizer.encoder.to_dict())
+    anonymizer = build_anonymizer(dict(cfg.anonymizer.to_dict(), encoder=encoder))
     weights = cfg.fit.model.loss_weights
     # RAPrivacyModel.style_losses only needs the anonymizer: borrow it without the branches.
     losses = RAPrivacyModel.style_losses.__get__(type('Borrowed', (), {'anonymizer': anonymizer})())
@@ -75,7 +90,7 @@ def main() -> None:
     anonymizer.train()
     for step in range(args.steps):
         out = anonymizer.transfer(clips())
-        l_gs, l_lf = losses(out)
+        l_gs, l_lf = losses(out._replace(images=clamp_inward(out.images)))
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
         opt.zero_grad()
         loss.backward()
@@ -94,7 +109,7 @@ def main() -> None:
     frames = torch.from_numpy(inputs).permute(0, 3, 1, 2).float().div_(255)
     with torch.no_grad():
         outputs = anonymizer(frames[:, :, None])[:, :, 0]
-    pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps)
+    pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps, clamp_inward)
     style = anonymizer.styles(torch.full((1,), anonymizer.eval_style), tuple(frames.shape[-2:]))
     to_u8 = lambda t: t.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
     outputs, pixels, style = to_u8(outputs), to_u8(pixels), to_u8(style)[0]
@@ -102,11 +117,14 @@ def main() -> None:
     rows = [np.concatenate([i, gap, p, gap, o, gap, style], 1) for i, p, o in zip(inputs, pixels, outputs)]
     grid = np.concatenate(rows, 0).repeat(3, 0).repeat(3, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f'raprivacy_style_only_{args.profile}'
+    stem = args.out / f'raprivacy_style_only_{args.profile}_{encoder["type"]}'
     from PIL import Image
     Image.fromarray(grid).save(stem.with_suffix('.png'))
     style_mean = anonymizer.style_bank.float().mean((0, 2, 3)).tolist()
-    record = dict(what='RAPrivacy style transfer trained alone (phase 1 only)', profile=args.profile,
+    def colourfulness(images) -> float:  # mean over pixels of the std of R, G, B
+        return round(float(images.reshape(-1, 3).astype(np.float32).std(axis=1).mean()), 1)
+
+    record.update(what='RAPrivacy style transfer trained alone (phase 1 only)', profile=args.profile,
                   steps=args.steps, lr=optim.lr, batch=batch, clip_len=clip_len,
                   encoder=anonymizer.encoder_source, threads=args.threads,
                   columns=['input', 'pixels optimized on Loss_st', 'anonymizer after style-only training',
@@ -115,25 +133,29 @@ def main() -> None:
                   pixels_mean_rgb=[round(v, 1) for v in pixels.reshape(-1, 3).mean(0).tolist()],
                   output_mean_rgb=[round(v, 1) for v in outputs.reshape(-1, 3).mean(0).tolist()],
                   input_mean_rgb=[round(v, 1) for v in inputs.reshape(-1, 3).mean(0).tolist()],
-                  style_mean_rgb=[round(v, 1) for v in style_mean], log=log,
-                  **provenance('cpu'))
+                  style_mean_rgb=[round(v, 1) for v in style_mean],
+                  colourfulness=dict(input=colourfulness(inputs), pixels=colourfulness(pixels),
+                                     output=colourfulness(outputs), style=colourfulness(style)),
+                  log=log)
     stem.with_suffix('.json').write_text(json.dumps(record, indent=2) + '\n')
     print(f'wrote {stem}.png and .json')
 
 
-def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int):
-    """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style."""
+def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int, bound):
+    """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style;
+    ``bound`` brings the pixels to [0, 1] as the fit does."""
     from raprivacy.anonymizer import Transfer
     size = (frames.shape[-2] * anonymizer.scale, frames.shape[-1] * anonymizer.scale)
     content_img = torch.nn.functional.interpolate(frames, size=size, mode='bilinear', align_corners=False)
-    style_img = anonymizer.styles(torch.full((len(frames),), anonymizer.eval_style), tuple(frames.shape[-2:]))
+    style_size = size if anonymizer.style_size == 'transfer' else tuple(frames.shape[-2:])
+    style_img = anonymizer.styles(torch.full((len(frames),), anonymizer.eval_style), style_size)
     with torch.no_grad():
         content, style = anonymizer.encoder(content_img), anonymizer.encoder(style_img)
     image = content_img.clone().requires_grad_(True)
     opt = torch.optim.Adam([image], lr=0.01)
     log = []
     for step in range(steps):
-        l_gs, l_lf = losses(Transfer(image.clamp(0, 1), content, style, 1))
+        l_gs, l_lf = losses(Transfer(bound(image), content, style, 1))
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
         opt.zero_grad()
         loss.backward()

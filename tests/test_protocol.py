@@ -35,7 +35,9 @@ def _parents(work_root, dataset='vp_synth', **tags):
 
 
 @pytest.mark.parametrize('method', available_methods())
-def test_smoke_run_of_every_method(method, work_root, capsys):
+def test_smoke_run_of_every_method(method, work_root, capsys, request):
+    if method == 'raprivacy':  # its embedded encoder is ImageNet MobileNetV2, fetched once
+        request.getfixturevalue('imagenet_mobilenet')
     assert main(['run', '--method', method, '--profile', 'smoke',
                  '--work-dir', str(work_root)]) == 0
     out = capsys.readouterr().out
@@ -69,6 +71,34 @@ def test_smoke_run_of_every_method(method, work_root, capsys):
     if method == 'raprivacy':  # its smoke profile anonymizes the videos once, then cleans up
         assert m['time_anonymize_once_s'] > 0
         assert not (work_root / 'vp_synth' / method / 'smoke' / 'seed0' / 'anonymized').exists()
+
+
+def test_a_fit_made_to_saturate_stops_and_the_run_is_recorded_failed(work_root, capsys, monkeypatch,
+                                                                      imagenet_mobilenet):
+    from raprivacy.decoder import Decoder
+    decode = Decoder.forward
+    monkeypatch.setattr(Decoder, 'forward', lambda self, *feats, size: decode(self, *feats, size=size) + 1e3)
+    assert main(['run', '--method', 'raprivacy', '--profile', 'smoke', '--seeds', '7,8',
+                 '--work-dir', str(work_root), '--cfg-options', 'log_interval=1']) == 2
+    # one line per seed (among data generation and store creation messages): a collapse stops no other seed
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith('bench: ')]
+    assert len(err) == 2 and all('fit collapsed at iteration 4: 100% of output values saturated' in e for e in err)
+    runs = _parents(work_root, method='raprivacy', seed='7')
+    assert len(runs) == 1 and len(_parents(work_root, method='raprivacy', seed='8')) == 1
+    run = runs[0]
+    assert run.info.status == 'FAILED' and run.data.tags['bench.complete'] == 'false'
+    assert err[0] == f'bench: seed 7: {run.data.tags["bench.failure"]}'
+    assert 'action_top1' not in run.data.metrics
+    c = _store(work_root)
+    fit = c.search_runs([run.info.experiment_id], f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert [(r.data.tags['bench.stage'], r.info.status) for r in fit] == [('fit', 'FAILED')]
+    saturated = c.get_metric_history(fit[0].info.run_id, 'train_saturated')
+    assert saturated and saturated[-1].value == 1.0  # the curve that shows why
+    monkeypatch.undo()  # the same command again resumes the run, which now completes
+    assert main(['run', '--method', 'raprivacy', '--profile', 'smoke', '--seed', '7',
+                 '--work-dir', str(work_root), '--cfg-options', 'log_interval=1']) == 0
+    run = c.get_run(run.info.run_id)
+    assert run.info.status == 'FINISHED' and 'bench.failure' not in run.data.tags
 
 
 def test_finished_run_is_not_run_twice(work_root, capsys):

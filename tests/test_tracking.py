@@ -27,7 +27,7 @@ def test_round_trip_through_the_search_api(tmp_path):
     for step in range(3):
         hook._pending.append(__import__('mlflow').entities.Metric('train_loss', 1.0 / (step + 1),
                                                                    int(time.time() * 1000), step))
-    hook._flush()
+    hook.flush()
     c.set_terminated(run.info.run_id)
     found = c.search_runs([exp], "tags.`bench.method` = 'raw' and tags.`bench.complete` = 'true'")
     assert [r.info.run_id for r in found] == [run.info.run_id]

@@ -45,3 +45,12 @@ def clip_batch(actions=(0, 0, 1, 2), videos=('a', 'b', 'c', 'd'), t: int = 4, si
         sample.set_metainfo(dict(video_id=video, action=action))
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def live(anonymizer) -> None:
+    """He-initialise the 3x3 convolutions of a random encoder and decoder: from PyTorch's default
+    their activations shrink layer after layer until the output is a flat image, whose style
+    gradients vanish."""
+    for module in (*anonymizer.encoder.modules(), *anonymizer.decoder.modules()):
+        if isinstance(module, torch.nn.Conv2d) and module.kernel_size == (3, 3):
+            torch.nn.init.kaiming_normal_(module.weight, nonlinearity='relu')

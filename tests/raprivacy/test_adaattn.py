@@ -50,7 +50,8 @@ def test_attention_picks_the_matching_style_position():
 
 
 def test_decoder_returns_frames_of_the_input_size_odd_sizes_included():
-    enc, dec = VGGEncoder(width=0.0625), Decoder(width=0.0625)
+    enc = VGGEncoder(width=0.0625)
+    dec = Decoder(enc.channels)
     for size in ((32, 32), (30, 22)):
         feats = enc(torch.rand(2, 3, *size))
         assert dec(*feats[2:], size=size).shape == (2, 3, *size)

@@ -6,7 +6,7 @@ import torch
 
 from benchmark.anonymizer import build_anonymizer
 from benchmark.registry import ANONYMIZERS
-from raprivacy.anonymizer import RAPrivacyAnonymizer
+from raprivacy.anonymizer import RAPrivacyAnonymizer, encoder_config
 from raprivacy.styles import build_style_images
 from tests.raprivacy.helpers import STYLES, tiny_anonymizer_cfg
 
@@ -97,3 +97,34 @@ def test_scale_transfers_at_a_multiple_of_the_frame_size_and_returns_frame_size(
     assert out.shape == clips.shape and out.min() >= 0 and out.max() <= 1
     with pytest.raises(ValueError, match='anonymizer.scale'):
         build_anonymizer(dict(tiny_anonymizer_cfg(), scale=1.5))
+
+
+def test_style_is_encoded_at_the_transfer_size_unless_asked_otherwise():
+    clips = torch.rand(1, 3, 2, 32, 32)
+    for style_size, side in (('transfer', 64), ('frame', 32)):
+        anon = build_anonymizer(dict(tiny_anonymizer_cfg(), scale=2, style_size=style_size)).eval()
+        out = anon.transfer(clips)
+        assert out.content[0].shape[-2:] == (64, 64) and out.style[0].shape[-2:] == (side, side)
+    with pytest.raises(ValueError, match='anonymizer.style_size'):
+        build_anonymizer(dict(tiny_anonymizer_cfg(), style_size='half'))
+
+
+def test_encoder_type_inferred_for_configs_without_one_and_keys_checked():
+    assert encoder_config(dict(weights='vp_synth', width=0.5))['type'] == 'self_trained'
+    assert encoder_config(dict(weights='~/vgg_normalised.pth'))['type'] == 'vgg19'
+    assert encoder_config(None)['type'] == 'self_trained'
+    with pytest.raises(ValueError, match='mobilenet_v2 takes weights, not width'):
+        encoder_config(dict(type='mobilenet_v2', width=1.0))
+    with pytest.raises(ValueError, match='must be one of vgg19, mobilenet_v2, self_trained'):
+        encoder_config(dict(type='resnet'))
+    with pytest.raises(ValueError, match='vgg19 needs weights'):
+        build_anonymizer(dict(tiny_anonymizer_cfg(), encoder=dict(type='vgg19')))
+
+
+def test_mobilenet_anonymizer_rebuilt_from_its_checkpoint_matches():
+    cfg = dict(tiny_anonymizer_cfg(), encoder=dict(type='mobilenet_v2', weights='random'))
+    anon = build_anonymizer(cfg).eval()
+    blank = build_anonymizer(RAPrivacyAnonymizer.checkpoint_config(cfg)).eval()
+    blank.load_state_dict(anon.state_dict())
+    clips = torch.rand(1, 3, 2, 32, 32)
+    assert torch.allclose(blank(clips), anon(clips)) and blank.encoder_source == anon.encoder_source

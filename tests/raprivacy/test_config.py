@@ -32,10 +32,11 @@ def test_paper_default_needs_the_weights_file_and_says_which_option():
 @pytest.mark.parametrize('profile', ['smoke', 'cpu'])
 def test_profile_models_train_one_step(profile):
     cfg = merged(profile)
-    assert cfg.anonymizer.encoder.weights == 'vp_synth'  # no silent random weights in any profile
-    # the self-trained encoder needs the VP-Synth generator; its weights do not matter here
+    # the embedded profiles: ImageNet MobileNetV2 weights, never silent random ones
+    assert cfg.anonymizer.encoder.to_dict() == dict(type='mobilenet_v2', weights='imagenet')
+    # the weights and the VP-Synth styles do not matter here
     anonymizer = dict(cfg.anonymizer.to_dict(), style_set=dict(type='ImageStyles', images=STYLES),
-                      encoder=dict(cfg.anonymizer.encoder.to_dict(), weights='random'))
+                      encoder=dict(type='mobilenet_v2', weights='random'))
     model_cfg = copy.deepcopy(cfg.fit.model.to_dict())
     model_cfg.update(anonymizer=anonymizer, num_classes=3,
                      data_preprocessor=dict(type='ClipPreprocessor', normalize=False, keep_aux=True))
@@ -43,6 +44,13 @@ def test_profile_models_train_one_step(profile):
     optim = cfg.fit.optim_wrapper.to_dict()
     optim.pop('constructor')
     wrappers = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(type='MultiOptimWrapperConstructor', optim_wrapper_cfg=optim))(model)
+    model.fit_iter.fill_(max(model.warmup_iters.values()))  # the first adversarial iteration
     log = model.train_step(clip_batch(t=2, size=32), wrappers)
-    assert all(torch.isfinite(v) for v in log.values())
-    assert cfg.fit.param_scheduler[0].end == cfg.fit.max_iters
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in log.values())
+    assert {'loss_act', 'loss_pri', 'action_acc', 'saturated'} <= set(log)
+    assert set(cfg.fit.param_scheduler) == {'anonymizer', 'action_branch', 'privacy_branch'}
+    anonymizer_lr = cfg.fit.param_scheduler.anonymizer[0]
+    assert (anonymizer_lr.begin, anonymizer_lr.end) == (model.anonymizer_start_iter, cfg.fit.max_iters)
+    guard = cfg.fit.model.guard
+    assert guard.after_iter <= cfg.fit.max_iters  # the guard gets its say in every profile
+    assert guard.after_iter >= max(model.warmup_iters.values()) + guard.window

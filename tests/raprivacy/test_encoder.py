@@ -115,7 +115,8 @@ def test_activation_normalisation_keeps_the_autoencoder_and_gives_unit_means():
     from raprivacy.decoder import Decoder
     from raprivacy.pretrain import normalise_activations
     torch.manual_seed(0)
-    enc, dec = VGGEncoder(0.0625), Decoder(0.0625)
+    enc = VGGEncoder(0.0625)
+    dec = Decoder(enc.channels)
     images = torch.rand(6, 3, 32, 32)
     with torch.no_grad():  # a channel that barely fires: its scale must stay bounded
         enc.conv1_1.bias[0] = -10.0

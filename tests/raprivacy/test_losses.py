@@ -3,8 +3,10 @@ import math
 
 import torch
 
-from raprivacy.losses import (global_style_loss, info_nce_loss, local_feature_loss, pair_contrastive_loss,
-                              pair_masks)
+import pytest
+
+from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, local_feature_loss, ntxent_loss,
+                              pair_contrastive_loss, pair_masks)
 
 
 def test_global_style_loss_is_the_squared_gap_of_means_and_stds():
@@ -65,3 +67,63 @@ def test_info_nce_by_hand():
     loss = info_nce_loss(emb, torch.tensor([0, 0, 1]), torch.tensor([0, 1, 2]), temperature=1.0)
     per_anchor = -math.log(math.e / (math.e + 1.0))  # anchors 0 and 1 alike; 2 has no positive
     assert math.isclose(loss.item(), per_anchor, rel_tol=1e-5)
+
+
+def test_ntxent_by_hand():
+    # 2 clips, unit vectors, temperature 1: view a of clip 0 is (1, 0), its positive (view b)
+    # (1, 0), the other clip's views (0, 1) and (0, 1): -log(e / (e + 2))
+    emb1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    emb2 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    loss = ntxent_loss(emb1, emb2, temperature=1.0)
+    assert math.isclose(loss.item(), -math.log(math.e / (math.e + 2.0)), rel_tol=1e-5)
+    # another clip of the same video is no negative: only the positive is left
+    same = ntxent_loss(emb1, emb2, videos=torch.tensor([0, 0]), temperature=1.0)
+    assert math.isclose(same.item(), 0.0, abs_tol=1e-6)
+
+
+def test_ntxent_of_identical_embeddings_is_log_of_the_candidates():
+    # all views alike (a constant image): every candidate equally likely, -log(1 / (2N - 1))
+    emb = torch.ones(4, 3, 8)
+    assert math.isclose(ntxent_loss(emb, emb).item(), math.log(7), rel_tol=1e-5)
+
+
+def test_clip_views_are_random_crops_and_flips_shared_by_the_frames():
+    torch.manual_seed(0)
+    clips = torch.rand(3, 3, 2, 16, 16, requires_grad=True)
+    a, b = clip_views(clips)
+    assert a.shape == b.shape == clips.shape and not torch.allclose(a, b)
+    (a.sum() + b.sum()).backward()
+    assert clips.grad is not None and clips.grad.abs().sum() > 0
+    still, _ = clip_views(clips.detach(), min_scale=1.0, flip=False)
+    assert torch.allclose(still, clips.detach(), atol=1e-5)
+    mirrored = torch.arange(4.0).view(1, 1, 1, 1, 4).repeat(1, 1, 2, 4, 1)
+    views = [clip_views(mirrored, min_scale=1.0)[0] for _ in range(8)]
+    assert any(torch.allclose(v, mirrored.flip(-1), atol=1e-5) for v in views)
+    assert all(torch.allclose(v[:, :, 0], v[:, :, 1]) for v in views)  # one crop per clip
+
+
+def test_what_each_reading_of_l_pri_pays_the_anonymizer_for():
+    """4 clips of 4 videos, 2 actions; the anonymizer raises L_pri. Both readings pay most for a
+    constant image. Eq. 9 as printed pays nothing for an output that keeps the action alone
+    (its minimum) and as much as for a constant image for one that keeps every video apart: it
+    rewards erasing the action, not the person. NT-Xent pays nothing for keeping the videos
+    apart and log(2N/K - 1) = log 3 of the constant's log(2N - 1) = log 7 for keeping the action
+    alone: it rewards erasing what tells videos apart, and what tells actions apart only as far
+    as that tells the batch's videos apart."""
+    actions, videos = torch.tensor([0, 0, 1, 1]), torch.arange(4)
+    constant = torch.full((4, 4), 0.5)
+    action_only = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 1.0, 0, 0]])
+    video_only = torch.eye(4)
+
+    def eq9(emb):
+        return pair_contrastive_loss(emb, actions, videos, margin=1.0).item()
+
+    def ntxent(emb):
+        return ntxent_loss(emb, emb, temperature=0.1).item()
+
+    assert eq9(constant) == pytest.approx(4 / 6, abs=1e-5)  # 4 negative pairs at D = 0 of 6 pairs
+    assert eq9(action_only) == pytest.approx(0.0, abs=1e-6)
+    assert eq9(video_only) == pytest.approx(4 / 6, abs=1e-5)  # 2 positive pairs at D^2 = 2
+    assert ntxent(constant) == pytest.approx(math.log(7), rel=1e-5)
+    assert ntxent(action_only) == pytest.approx(math.log(3), rel=1e-3)
+    assert ntxent(video_only) == pytest.approx(0.0, abs=1e-3)
