@@ -20,6 +20,7 @@ happens under a lock file beside it, ``mlflow.db.lock`` (:func:`store_lock`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -51,17 +52,21 @@ def default_artifact_root(uri: str) -> str | None:
 
 @contextlib.contextmanager
 def locked(path: Path, wait: bool = True):
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block.
+    """Hold an exclusive POSIX record lock (``lockf``) on ``path`` (created if missing) for the block.
 
-    The kernel releases it when the block ends or the process dies, ``kill -9`` included, so a
-    lock is never left behind. The holder writes its pid in the file. With ``wait=False`` a
-    lock held by another process raises ``BlockingIOError`` naming that pid.
+    The lock belongs to this process: the kernel releases it when the block ends or the process
+    dies, ``kill -9`` included, and processes forked meanwhile (data loader workers, decoding
+    pools) do not hold it, so a killed run's lingering workers never block the rerun (an
+    ``flock`` would stay held through them). The holder writes its pid in the file. With
+    ``wait=False`` a lock held by another process raises ``BlockingIOError`` naming that pid.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'a+') as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
+            fcntl.lockf(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as err:
+            if err.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
             f.seek(0)
             raise BlockingIOError(f'{path} is held by process {f.read().strip() or "?"}') from None
         f.truncate(0)
@@ -70,7 +75,7 @@ def locked(path: Path, wait: bool = True):
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.lockf(f, fcntl.LOCK_UN)
 
 
 def store_lock(uri: str):

@@ -273,10 +273,16 @@ def test_a_folder_without_state_or_record_is_refused(tmp_path, capsys):
 
 
 def test_a_second_process_on_the_same_run_folder_is_refused(tmp_path, capsys):
-    from benchmark.store import locked
     folder = tmp_path / 'vp_synth' / 'raw' / 'smoke'
-    with locked(folder / '.seed0.lock'):
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, time; from pathlib import Path; from benchmark.store import '
+         'locked\nwith locked(Path(sys.argv[1])):\n    print("held", flush=True); time.sleep(60)',
+         str(folder / '.seed0.lock')], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
         assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 2
+    finally:
+        holder.kill()
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith('bench: another bench run is running') and str(os.getpid()) in err
+    assert err.startswith('bench: another bench run is running') and str(holder.pid) in err
     assert not (folder / 'seed0').exists()

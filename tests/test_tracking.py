@@ -85,3 +85,39 @@ def test_parallel_first_opens_of_a_fresh_store_all_succeed(tmp_path):
     exps = [e for e in c.search_experiments() if e.name == 'vp_synth']
     assert len(exps) == 1 and len(c.search_runs([exps[0].experiment_id])) == 4
     assert (tmp_path / 'mlflow.db.lock').is_file()
+
+
+HOLDER = '''
+import os, sys, time
+from pathlib import Path
+from benchmark.store import locked
+with locked(Path(sys.argv[1])):
+    child = os.fork()  # a data loader worker, say, that outlives a killed run for a while
+    if child == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(child, flush=True)
+    time.sleep(60)
+'''
+
+
+def test_a_lock_is_freed_when_its_process_dies_even_with_forked_children_alive(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from benchmark.store import locked
+    lock = tmp_path / 'run' / '.seed0.lock'
+    holder = subprocess.Popen([sys.executable, '-c', HOLDER, str(lock)], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        with pytest.raises(BlockingIOError, match=f'held by process {holder.pid}'):
+            with locked(lock, wait=False):
+                pass
+        holder.send_signal(signal.SIGKILL)  # kill -9 the run; its forked child lives on
+        holder.wait()
+        os.kill(child, 0)  # still alive
+        with locked(lock, wait=False):
+            assert lock.read_text() == str(os.getpid())
+    finally:
+        os.kill(child, signal.SIGKILL)
