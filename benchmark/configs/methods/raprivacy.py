@@ -90,10 +90,13 @@ def _schedule(max_iters: int, lr: float, anonymizer_lr: float, anonymizer_from: 
 # first use), provisional: it replaces the suite's self-trained 1/8-width VGG-19 layout
 # (anonymizer.encoder=dict(type='self_trained', width=0.125, init_decoder=True,
 # pretrain=dict(size=56, steps=1200, batch=8, lr=5e-4, num_frames=2048)), the earlier default),
-# whose features do not ask for a depth image (README, "RAPrivacy: how it is fitted"), until the
-# readability comparison of the two is run. ResNet-18 branches at 16 base channels. The paper's
-# lr scaling gives 1.6e-5 at batch 8, far too small for a few hundred steps: 1e-3 for the
-# anonymizer (AdaAttN's 2e-4 left the decoder's output blurred after 100 steps).
+# whose features do not ask for a depth image: after 300 style-only steps its frames are a dark
+# streaked texture (colourfulness 7.7), MobileNetV2's grey with outlines in two of four test
+# frames (2.1; results/raprivacy_style_only_cpu_*.json, README "RAPrivacy: how it is fitted").
+# Provisional until the readability metrics compare the two. ResNet-18 branches at 16 base
+# channels. The paper's lr scaling gives 1.6e-5 at batch 8, far too small for a few hundred
+# steps: 1e-3 for the anonymizer (AdaAttN's 2e-4 left the decoder's output blurred after 100
+# steps).
 # The cpu profile transfers at twice the frame size (anonymizer.scale; 56 px leaves the third
 # encoder layer at 14x14, too coarse for limbs), and its target models read the videos
 # anonymized once (anonymize_once; the per-batch path would run the anonymizer on 7x more
