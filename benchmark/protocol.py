@@ -33,7 +33,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import checkpoints, tracking
+from benchmark import checkpoints, target_pretrain, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
@@ -450,6 +450,10 @@ class Protocol:
                 type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
                 anonymizer=self.cfg.anonymizer.to_dict(),
                 anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
+        hooks = []
+        if stage == 'action' and target_pretrain.wanted(self.cfg):
+            init = self._action_init()
+            hooks.append(dict(type='PretrainedBackboneHook', checkpoint=init['path']))
         views = self.cfg.clip.num_clips * self.cfg.clip.num_crops
         epochs = sched.max_epochs
         warmup = min(sched.warmup_epochs, max(epochs - 1, 0))
@@ -461,7 +465,7 @@ class Protocol:
                                by_epoch=True, begin=warmup, end=epochs,
                                convert_to_iter_based=True))
         runner = self._runner(
-            stage, model=model,
+            stage, model=model, custom_hooks=hooks,
             train_dataloader=self._dataloader(self.eval_data, 'train', stage, sched.batch_size,
                                               sched.num_workers, test=False, source=sources['train']),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs + 1),
@@ -486,6 +490,17 @@ class Protocol:
         if once_s:  # the stage that wrote the anonymized videos carries their cost
             metrics['time_anonymize_once_s'] = once_s
         return dict(metrics=metrics)
+
+    def _action_init(self) -> dict:
+        """The pretrained backbone the action model starts from, trained once per machine
+        (``benchmark.target_pretrain``); its hash is a tag of the run, its training time a metric."""
+        init = target_pretrain.pretrained_backbone(self.cfg, log=self.log)
+        parent = self.state['runs']['parent']
+        self.client.set_tag(parent, tracking.TAG + 'action_init', init['sha256'][:16])
+        self.client.set_tag(parent, tracking.TAG + 'action_init_path', init['path'])
+        if init['trained']:  # the run that trained it carries its cost, as setup
+            self.client.log_metric(parent, 'time_target_pretrain_s', init['seconds'])
+        return init
 
     def _predictions_file(self, stage: str) -> Path:
         """Per-video test outputs of a target stage (``benchmark.metrics``), for paired tests."""

@@ -45,7 +45,9 @@ from benchmark.registry import DATASETS
 GENERATOR_VERSION = 2
 DEFAULT_PRIVACY_RATES = (0.90, 0.62, 0.92, 0.27, 0.21)
 _DOMAINS = {'a': ('vp_synth', 0), 'b': ('vp_synth_b', 1)}
-_SPLITS = {'train': 0, 'test': 1}
+# pretrain: the corpus the target action model starts from (benchmark/target_pretrain.py),
+# the same actions by other people in other scenes; never evaluated on.
+_SPLITS = {'train': 0, 'test': 1, 'pretrain': 2}
 _LABEL_TAG, _TABLE_TAG, _STYLE_TAG = 7001, 7002, 7003
 
 
@@ -69,7 +71,7 @@ def split_labels(split: str = 'train', domain: str = 'a', per_class: int = 48,
     far as the positive counts allow (which classes lean positive depends on ``seed`` only).
 
     Args:
-        split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
+        split (str): ``'train'``, ``'test'`` or ``'pretrain'``. Defaults to ``'train'``.
         domain (str): ``'a'`` or ``'b'``. Defaults to ``'a'``.
         per_class (int): Videos per action class. Defaults to 48.
         privacy_rates (sequence of 5 float): Positive rates. Defaults to VP-HMDB51's.
@@ -103,7 +105,7 @@ def check_settings(split: str = 'train', domain: str = 'a', size: int = RENDER_S
     """Raise a one-line ValueError for settings ``VPSynthSource`` cannot generate."""
     privacy_rates = DEFAULT_PRIVACY_RATES if privacy_rates is None else privacy_rates
     if split not in _SPLITS:
-        raise ValueError(f"vp_synth: split must be 'train' or 'test', got {split!r}")
+        raise ValueError(f"vp_synth: split must be 'train', 'test' or 'pretrain', got {split!r}")
     if domain not in _DOMAINS:
         raise ValueError(f"vp_synth: domain must be 'a' (vp_synth) or 'b' (vp_synth_b), "
                          f'got {domain!r}')
@@ -330,7 +332,8 @@ class VPSynthSource:
     workers share its pages.
 
     Args:
-        split (str): ``'train'`` or ``'test'``. Defaults to ``'train'``.
+        split (str): ``'train'``, ``'test'`` or ``'pretrain'`` (the target model's pretraining
+            corpus, as many videos as train). Defaults to ``'train'``.
         domain (str): ``'a'`` (``vp_synth``) or ``'b'`` (``vp_synth_b``). Defaults to ``'a'``.
         size (int): Stored frame side; frames render at 112 and are area-resized when
             smaller. Defaults to 112.
@@ -356,7 +359,7 @@ class VPSynthSource:
                  num_frames: int = 32, train_per_class: int = 48, test_per_class: int = 16,
                  privacy_rates=DEFAULT_PRIVACY_RATES, correlation: float = 0.0, seed: int = 0,
                  cache_dir: str | Path | None = None) -> None:
-        per_class = train_per_class if split == 'train' else test_per_class
+        per_class = test_per_class if split == 'test' else train_per_class
         check_settings(split, domain, size, num_frames, per_class, privacy_rates, correlation)
         self.split, self.domain = split, domain
         self.name = _DOMAINS[domain][0]

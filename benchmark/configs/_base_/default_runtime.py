@@ -1,7 +1,7 @@
 # Runtime settings shared by every run. The protocol builds one MMEngine Runner per stage
 # (fit, action, privacy) from these and the layers above them.
 default_scope = 'benchmark'
-protocol_version = 3
+protocol_version = 4
 seed = 0
 env_cfg = dict(cudnn_benchmark=False,
                mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
@@ -19,3 +19,8 @@ anonymize_once = False
 # target stage at smoke size); by default only results, samples and the fitted anonymizer stay.
 # Not part of the config hash: it changes what is kept, not what is computed.
 keep_checkpoints = False
+# Where the target action model starts (benchmark/target_pretrain.py): type 'none' is from
+# scratch; 'vp_synth' trains a backbone once on VP-Synth's pretrain split with the schedule given
+# beside it (max_epochs, batch_size, lr, weight_decay, warmup_epochs, seed) and caches it;
+# 'checkpoint' loads a user's backbone state dict from `checkpoint`. Profiles set it.
+target_pretrain = dict(type='none', checkpoint=None)
