@@ -1,0 +1,129 @@
+"""The target action model's pretrained start: its corpus, its cache and how a stage loads it."""
+import hashlib
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import target_pretrain
+from benchmark.cli import main
+from benchmark.config import resolve_config
+from benchmark.datasets.vp_synth import VPSynthSource
+from benchmark.errors import ProtocolError
+from benchmark.registry import MODELS, import_all
+from benchmark.target_pretrain import PretrainedBackboneHook, pretrained_backbone
+
+SMOKE_DATA = dict(size=32, num_frames=16, train_per_class=4, test_per_class=2)
+
+
+def test_pretrain_split_holds_other_videos_of_the_same_actions():
+    pretrain = VPSynthSource(split='pretrain', **SMOKE_DATA)
+    train = VPSynthSource(split='train', **SMOKE_DATA)
+    test = VPSynthSource(split='test', **SMOKE_DATA)
+    assert len(pretrain) == len(train) == 40  # as many videos as train
+    assert sorted({pretrain.action(i) for i in range(len(pretrain))}) == list(range(10))
+    first = lambda s, i: s.read(i, [0])[..., :3]  # noqa: E731
+    for other in (train, test):
+        for i in range(len(other)):
+            for j in range(len(pretrain)):
+                assert not np.array_equal(first(pretrain, j), first(other, i))
+
+
+def _smoke_cfg(**pretrain):
+    import_all()
+    options = {f'target_pretrain.{k}': v for k, v in pretrain.items()}
+    return resolve_config('raw', 'vp_synth', 'smoke', options=options)
+
+
+def test_the_backbone_is_trained_once_then_read_from_the_cache(monkeypatch):
+    cfg = _smoke_cfg(seed=11)
+    first = pretrained_backbone(cfg, log=lambda *a: None)
+    assert first['trained'] and first['seconds'] > 0
+    digest = hashlib.sha256(open(first['path'], 'rb').read()).hexdigest()
+    assert first['sha256'] == digest
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('trained twice')
+    monkeypatch.setattr(target_pretrain, 'train_backbone', refuse)
+    again = pretrained_backbone(cfg, log=lambda *a: None)
+    assert not again['trained'] and again['path'] == first['path'] and again['sha256'] == digest
+    # another schedule is another backbone
+    with pytest.raises(AssertionError, match='trained twice'):
+        pretrained_backbone(_smoke_cfg(seed=12), log=lambda *a: None)
+
+
+def test_a_pretraining_that_never_leaves_chance_is_refused():
+    cfg = _smoke_cfg(seed=13, check_left_chance=True)  # one epoch of 5 iterations: still at chance
+    with pytest.raises(ProtocolError, match='never left chance'):
+        pretrained_backbone(cfg, log=lambda *a: None)
+
+
+def test_bad_type_and_missing_checkpoint_are_one_line_errors(tmp_path):
+    with pytest.raises(ProtocolError, match='target_pretrain.type must be one of'):
+        target_pretrain.wanted(_smoke_cfg(type='kinetics'))
+    cfg = _smoke_cfg(type='checkpoint', checkpoint=str(tmp_path / 'r3d.pth'))
+    with pytest.raises(ProtocolError, match=r"no file .*r3d\.pth"):
+        pretrained_backbone(cfg)
+    assert not target_pretrain.wanted(_smoke_cfg(type='none'))
+
+
+def _model(cfg):
+    model_cfg = cfg.action_model.to_dict()
+    model_cfg['cls_head']['num_classes'] = 10
+    model_cfg['data_preprocessor'] = dict(type='ClipPreprocessor')
+    from mmengine.registry import DefaultScope
+    with DefaultScope.overwrite_default_scope('benchmark'):
+        model = MODELS.build(model_cfg)
+    model.init_weights()
+    return model
+
+
+def test_the_hook_loads_the_backbone_on_a_fresh_stage_only(tmp_path):
+    cfg = _smoke_cfg()
+    source, target = _model(cfg), _model(cfg)
+    path = tmp_path / 'backbone.pth'
+    torch.save({'backbone': source.backbone.state_dict()}, path)
+    head = target.cls_head.fc_cls.weight.clone()
+    hook = PretrainedBackboneHook(str(path))
+    resumed = target.backbone.conv1.conv.weight.clone()
+    hook.before_train(SimpleNamespace(iter=7, model=target))  # a resumed stage keeps its weights
+    assert torch.equal(target.backbone.conv1.conv.weight, resumed)
+    hook.before_train(SimpleNamespace(iter=0, model=target))
+    for (name, a), b in zip(source.backbone.state_dict().items(), target.backbone.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(target.cls_head.fc_cls.weight, head)  # the head starts fresh
+
+
+def test_a_backbone_of_another_layout_is_refused_by_name(tmp_path):
+    cfg = _smoke_cfg()
+    target = _model(cfg)
+    path = tmp_path / 'other.pth'
+    torch.save({'conv.weight': torch.zeros(3)}, path)
+    with pytest.raises(ProtocolError, match=r'other\.pth: does not fit'):
+        PretrainedBackboneHook(str(path)).before_train(SimpleNamespace(iter=0, model=target))
+    (tmp_path / 'junk.pth').write_bytes(b'not torch')
+    with pytest.raises(ProtocolError, match=r'junk\.pth: not a readable'):
+        PretrainedBackboneHook(str(tmp_path / 'junk.pth')).before_train(SimpleNamespace(iter=0, model=target))
+
+
+@pytest.mark.slow
+def test_a_run_starts_its_action_model_from_the_pretrained_backbone(tmp_path, monkeypatch):
+    """The protocol's action stage loads the cached backbone, and the run names it."""
+    loaded = []
+    real = PretrainedBackboneHook.before_train
+
+    def spy(self, runner):
+        real(self, runner)
+        loaded.append((self.checkpoint, runner.model.backbone.conv1.conv.weight.detach().clone()))
+    monkeypatch.setattr(PretrainedBackboneHook, 'before_train', spy)
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 0
+    init = pretrained_backbone(_smoke_cfg(), log=lambda *a: None)
+    assert len(loaded) == 1 and loaded[0][0] == init['path']
+    state = torch.load(init['path'], weights_only=True)['backbone']
+    assert torch.equal(loaded[0][1], state['conv1.conv.weight'])
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(f'sqlite:///{tmp_path / "mlflow.db"}')
+    run = c.search_runs([c.get_experiment_by_name('vp_synth').experiment_id],
+                        "tags.`bench.kind` = 'parent'")[0]
+    assert run.data.tags['bench.action_init'] == init['sha256'][:16]
