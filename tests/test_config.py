@@ -99,7 +99,8 @@ def test_a_data_root_for_a_generated_dataset_is_refused():
     ('target_schedule.batch_size', 2.0), ('target_schedule.lr', -1e-3),
     ('target_schedule.weight_decay', -0.1), ('target_schedule.num_workers', -1),
     ('clip.clip_len', 0), ('clip.num_crops', None), ('sample_videos', 0),
-    ('dataset.clip.frame_interval', 0),
+    ('dataset.clip.frame_interval', 0), ('target_pretrain.max_epochs', 0),
+    ('target_pretrain.lr', 0.0),
 ])
 def test_schedule_and_clip_values_out_of_range_are_refused(key, value):
     from benchmark.errors import ConfigError
