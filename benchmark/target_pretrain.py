@@ -59,18 +59,24 @@ def _sha256(path: Path) -> str:
 
 
 def pretrain_spec(cfg) -> dict:
-    """Everything that defines the pretrained backbone of ``cfg``'s action model (its cache key)."""
+    """Everything that defines the pretrained backbone of ``cfg``'s action model (its cache key).
+
+    The corpus is VP-Synth's pretrain split with the profile's VP-Synth settings (frame size,
+    videos per class, clip sampling), whatever dataset the run evaluates, as Kinetics is one
+    corpus for every evaluation dataset; ``target_pretrain.source`` overrides its settings.
+    """
+    from benchmark.config import resolve_config
     settings = {k: v for k, v in dict(cfg.target_pretrain).items() if k not in ('type', 'checkpoint')}
-    source = copy.deepcopy(dict(cfg.dataset.source))
-    source_cls = DATASETS.get(source['type'])
-    if settings.get('source'):  # a corpus of its own (a dict merged over the dataset's source)
+    corpus = resolve_config('raw', 'vp_synth', cfg.profile)
+    source = copy.deepcopy(dict(corpus.dataset.source))
+    if settings.get('source'):  # a corpus of its own (a dict merged over the profile's VP-Synth)
         source.update(settings.pop('source'))
     source['split'] = PRETRAIN_SPLIT
     model = copy.deepcopy(cfg.action_model.to_dict())
     model['cls_head']['num_classes'] = None
     return dict(recipe=RECIPE_VERSION, source=source,
-                data_version=str(getattr(DATASETS.get(source['type']) or source_cls, 'data_version', '')),
-                model=model, clip=dict(cfg.clip), frame_interval=int(cfg.dataset.clip.frame_interval),
+                data_version=str(getattr(DATASETS.get(source['type']), 'data_version', '')),
+                model=model, clip=dict(corpus.clip), frame_interval=int(corpus.dataset.clip.frame_interval),
                 schedule=settings)
 
 
