@@ -2,7 +2,8 @@
 
 Two modes. ``--mode protocol`` runs the protocol's own fit and action stages (the MMEngine
 runner, data path and test of ``benchmark/protocol.py``) with ``--cfg-options``-style settings,
-each run in a scratch folder, and records the per-epoch training loss and the test top-1: the
+each run in a scratch folder, and records the per-epoch training loss and the test top-1
+(or, with ``--stage privacy``, the privacy stage's cMAP and AP per attribute): the
 faithful measurement, minutes per run. ``--mode harness`` (the default) trains the cpu
 profile's action model (the narrow mmaction2 3D ResNet-18 of
 ``configs/_base_/models/r3d18_tiny.py``) on one method's anonymized vp_synth clips outside the
@@ -17,6 +18,8 @@ its plateau at chance.
         --methods downsample_2x --seeds 0,1,2,3
     python scripts/diag_target_stability.py --mode protocol \
         --grid "target_schedule.max_epochs=44" --methods downsample_2x,weak_blur --seeds 0
+    python scripts/diag_target_stability.py --mode protocol --stage privacy \
+        --grid "target_schedule.max_epochs=44" --methods raw --seeds 0,2
 
 Writes ``results/target_stability_cpu.json`` (appending), with the command, commit and machine.
 """
@@ -136,8 +139,8 @@ def train_once(method: str, seed: int, setting: dict, data_cache: dict) -> dict:
                 top1=round(test(3), 4), seconds=round(time.time() - start, 1), curve=curve)
 
 
-def protocol_once(method: str, seed: int, options: dict, scratch: Path) -> dict:
-    """The protocol's fit and action stages for one (method, seed, options), in ``scratch``."""
+def protocol_once(method: str, seed: int, options: dict, scratch: Path, stage: str = 'action') -> dict:
+    """The protocol's fit and ``stage`` (action or privacy) for one (method, seed, options), in ``scratch``."""
     from benchmark.protocol import Protocol
     cfg = resolve_config(method, 'vp_synth', 'cpu', options=options, seed=seed)
     digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]
@@ -146,9 +149,9 @@ def protocol_once(method: str, seed: int, options: dict, scratch: Path) -> dict:
     start = time.time()
     protocol._prepare(fresh=True)
     protocol._fit()
-    metrics = protocol._target('action')['metrics']
+    metrics = protocol._target(stage)['metrics']
     per_epoch: dict[int, list] = {}
-    for path in (protocol.run_dir / 'action').glob('*/vis_data/scalars.json'):
+    for path in (protocol.run_dir / stage).glob('*/vis_data/scalars.json'):
         for line in path.read_text().splitlines():
             entry = json.loads(line)
             if 'loss' in entry and 'epoch' in entry:
@@ -157,9 +160,16 @@ def protocol_once(method: str, seed: int, options: dict, scratch: Path) -> dict:
     # the first epoch whose mean loss is below 0.85 ln(classes): the model has left chance
     chance = math.log(len(protocol.sources['vp_synth', 'train'].classes))
     left = next((c['epoch'] for c in curve if c['loss'] < 0.85 * chance), None)
-    return dict(method=method, seed=seed, mode='protocol', options=options,
-                schedule=dict(cfg.target_schedule), top1=round(metrics['action_top1'], 4),
-                top1_ci=[round(metrics['action_top1_ci_low'], 4), round(metrics['action_top1_ci_high'], 4)],
+    figures = (dict(top1=round(metrics['action_top1'], 4),
+                    top1_ci=[round(metrics['action_top1_ci_low'], 4), round(metrics['action_top1_ci_high'], 4)])
+               if stage == 'action' else
+               dict(cmap=round(metrics['privacy_cmap'], 4),
+                    ap={k[len('privacy_ap_'):]: round(v, 4) for k, v in metrics.items()
+                        if k.startswith('privacy_ap_')}))
+    if stage == 'privacy':  # multi-label BCE: no chance level of ln(classes)
+        left = None
+    return dict(method=method, seed=seed, mode='protocol', stage=stage, options=options,
+                schedule=dict(cfg.target_schedule), **figures,
                 left_chance_epoch=left, seconds=round(time.time() - start, 1), curve=curve)
 
 
@@ -171,6 +181,8 @@ def main(argv=None) -> int:
                              'protocol: config keys as for --cfg-options ("" for the profile as is)')
     parser.add_argument('--scratch', default='/tmp/diag_target_stability',
                         help='protocol mode: folder for the runs (their own stores)')
+    parser.add_argument('--stage', choices=('action', 'privacy'), default='action',
+                        help='protocol mode: the target stage to train and test')
     parser.add_argument('--methods', default='downsample_2x')
     parser.add_argument('--seeds', default='0,1,2,3')
     parser.add_argument('--out', default='results/target_stability_cpu.json')
@@ -184,11 +196,12 @@ def main(argv=None) -> int:
         if args.mode == 'protocol':
             for method in args.methods.split(','):
                 for seed in (int(s) for s in args.seeds.split(',')):
-                    result = protocol_once(method, seed, _parse_options(text.split()), Path(args.scratch))
+                    result = protocol_once(method, seed, _parse_options(text.split()), Path(args.scratch),
+                                           args.stage)
                     result.update({k: prov[k] for k in ('commit', 'dirty', 'device', 'threads', 'command')})
                     record['runs'].append(result)
-                    print(json.dumps({k: result[k] for k in ('method', 'seed', 'options', 'top1',
-                                                             'left_chance_epoch', 'seconds')}), flush=True)
+                    print(json.dumps({k: result.get(k) for k in ('method', 'seed', 'stage', 'options', 'top1',
+                                                                 'cmap', 'left_chance_epoch', 'seconds')}), flush=True)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     out.write_text(json.dumps(record, indent=1))
             continue
