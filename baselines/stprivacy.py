@@ -141,7 +141,7 @@ def select(scores: torch.Tensor, k: int, noise: bool, tau: float = 1.0) -> torch
     if not noise:
         return hard
     soft = torch.sigmoid(scores / tau)
-    return hard + soft - soft.detach()
+    return hard + (soft - soft.detach())  # exactly 0 or 1 forward, the soft gradient backward
 
 
 class Sparsified(NamedTuple):

@@ -15,12 +15,18 @@ clips (test videos x clips x crops, per stage); for a per-frame method whose con
 ``anonymize_once``, every frame of every video through the anonymizer once; otherwise the
 anonymizer on every training batch and test clip. Writes results/learned_cpu_estimate.json
 and prints the figures with the command and the commit.
+
+``--smoke`` instead runs ``bench run --method M --profile smoke`` end to end for each method
+(a real run, in a scratch work dir, on the smoke data cache) and records its wall seconds and
+the CPU seconds of the process and its children: results/learned_smoke_time.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import resource
+import tempfile
 import os
 import statistics
 import subprocess
@@ -141,13 +147,29 @@ def target_figures(cfg, iters: int) -> dict:
                 anonymize_once=once, **per_batch)
 
 
+def smoke_figures(method: str) -> dict:
+    """Wall and CPU seconds of one real ``bench run`` of ``method`` at the smoke profile."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory() as work_dir:
+        wall = time.perf_counter()
+        subprocess.run([sys.executable, '-m', 'benchmark.cli', 'run', '--method', method, '--profile', 'smoke',
+                        '--work-dir', work_dir], cwd=ROOT, check=True, capture_output=True)
+        wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return dict(smoke_wall_s=wall, smoke_cpu_s=cpu)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--methods', default='collective,stprivacy')
     parser.add_argument('--profile', default='cpu')
     parser.add_argument('--iters', type=int, default=3)
-    parser.add_argument('--out', default=str(ROOT / 'results' / 'learned_cpu_estimate.json'))
+    parser.add_argument('--smoke', action='store_true', help='time real smoke runs instead')
+    parser.add_argument('--out', default=None)
     args = parser.parse_args(argv)
+    name = 'learned_smoke_time.json' if args.smoke else 'learned_cpu_estimate.json'
+    args.out = args.out or str(ROOT / 'results' / name)
     from benchmark.config import resolve_config
     from benchmark.registry import import_all
     import_all()
@@ -155,18 +177,24 @@ def main(argv=None) -> int:
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip())
-    record = dict(kind='ESTIMATE from timed pieces, not a measured end-to-end run',
+    kind = ('MEASURED: real smoke runs end to end' if args.smoke
+            else 'ESTIMATE from timed pieces, not a measured end-to-end run')
+    record = dict(kind=kind,
                   command='OMP_NUM_THREADS=1 python scripts/estimate_learned_cpu.py ' + ' '.join(sys.argv[1:]),
                   commit=commit, dirty_tree=dirty, torch=torch.__version__, threads=torch.get_num_threads(),
                   omp_num_threads=os.environ.get('OMP_NUM_THREADS'), profile=args.profile,
                   iters_timed=args.iters, methods={})
     for method in args.methods.split(','):
-        cfg = resolve_config(method, 'vp_synth', args.profile)
-        figures = fit_figures(cfg, args.iters) | target_figures(cfg, args.iters)
-        figures['per_seed_cpu_s'] = figures['fit_cpu_s'] + figures['target_stages_cpu_s'] + figures['anonymize_cpu_s']
-        figures['per_seed_minutes'] = figures['per_seed_cpu_s'] / 60
+        if args.smoke:
+            figures = smoke_figures(method)
+        else:
+            cfg = resolve_config(method, 'vp_synth', args.profile)
+            figures = fit_figures(cfg, args.iters) | target_figures(cfg, args.iters)
+            figures['per_seed_cpu_s'] = (figures['fit_cpu_s'] + figures['target_stages_cpu_s']
+                                         + figures['anonymize_cpu_s'])
+            figures['per_seed_minutes'] = figures['per_seed_cpu_s'] / 60
         record['methods'][method] = figures
-        print(f'{method} ({args.profile}, ESTIMATE, CPU seconds at one thread): '
+        print(f'{method} ({"smoke" if args.smoke else args.profile}, {kind}, CPU seconds at one thread): '
               + ', '.join(f'{k} {v:.3f}' if isinstance(v, float) else f'{k} {v}' for k, v in figures.items()),
               flush=True)
     print(f'command: {record["command"]}\ncommit: {commit}{" (dirty tree)" if dirty else ""}')

@@ -85,7 +85,9 @@ def test_each_inference_model_learns_its_own_attribute_only():
 
     def grads(labels):
         loss = F.binary_cross_entropy_with_logits(model.inference_models(clips), labels)
-        return [torch.autograd.grad(loss, list(m.parameters())) for m in model.inference_models]
+        per_model = [list(m.parameters()) for m in model.inference_models]
+        flat = iter(torch.autograd.grad(loss, [p for params in per_model for p in params]))
+        return [[next(flat) for _ in params] for params in per_model]
     before, after = grads(batch['privacy']), grads(changed)
     for i in range(5):
         same = all(torch.allclose(a, b) for a, b in zip(before[i], after[i]))
