@@ -107,8 +107,8 @@ def target_figures(cfg, iters: int) -> dict:
     train_iters = math.ceil(train_videos / sched.batch_size) * sched.max_epochs
     views = cfg.clip.num_clips * cfg.clip.num_crops
     t, size = cfg.clip.clip_len, cfg.clip.crop_size
-    model = MODELS.build(dict(cfg.action_model.to_dict(), cls_head=dict(cfg.action_model.cls_head.to_dict(),
-                                                                          num_classes=classes)))
+    model = MODELS.build(dict(cfg.action_model.to_dict(), data_preprocessor=dict(type='ClipPreprocessor'),
+                              cls_head=dict(cfg.action_model.cls_head.to_dict(), num_classes=classes)))
     model.train()
     optim = torch.optim.AdamW(model.parameters(), lr=1e-3)
     clips = torch.rand(sched.batch_size, 3, t, size, size)
@@ -116,14 +116,14 @@ def target_figures(cfg, iters: int) -> dict:
 
     def train_step():
         optim.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model.cls_head(model.extract_feat(clips)[0]), labels)
+        loss = torch.nn.functional.cross_entropy(model.cls_head(model.extract_feat(clips[:, None])[0]), labels)
         loss.backward()
         optim.step()
     view_clips = torch.rand(views, 3, t, size, size)
 
     def test_video():
         with torch.no_grad():
-            model.cls_head(model.extract_feat(view_clips)[0])
+            model.cls_head(model.extract_feat(view_clips[:, None])[0])
     step_s = cpu_seconds(train_step, iters)
     model.eval()
     test_s = cpu_seconds(test_video, iters)
@@ -170,9 +170,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     name = 'learned_smoke_time.json' if args.smoke else 'learned_cpu_estimate.json'
     args.out = args.out or str(ROOT / 'results' / name)
+    from mmengine.registry import init_default_scope
+
     from benchmark.config import resolve_config
     from benchmark.registry import import_all
     import_all()
+    init_default_scope('benchmark')  # as the protocol's runners: the suite's names, then mmaction2's
     torch.manual_seed(0)
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     dirty = bool(subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT,

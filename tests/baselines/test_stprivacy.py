@@ -52,9 +52,10 @@ def test_anonymizer_gradient_is_the_one_weighted_term_with_its_sign(term):
     assert name == 'anonymizer'
     assert_same(grads, grads_of(sign * 0.7 * value, model.anonymizer), 'anonymizer.')
     if term == 'privacy':  # raised: the opposite of what the privacy branch's own loss asks
+        batch, out = replay(model, data, 3)
         own = grads_of(F.binary_cross_entropy_with_logits(model.privacy_branch(out['clips']), batch['privacy']),
                        model.anonymizer)
-        assert all(torch.allclose(grads['anonymizer.' + n], -0.7 * g, atol=1e-7) for n, g in own.items())
+        assert all(torch.allclose(grads['anonymizer.' + n], -0.7 * g, atol=1e-6) for n, g in own.items())
 
 
 def test_each_branch_steps_on_its_own_loss_of_the_detached_output():
