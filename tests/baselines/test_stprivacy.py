@@ -158,3 +158,14 @@ def test_errors_are_one_line():
         build_anonymizer(dict(TINY, prune_layer=2))
     with pytest.raises(ValueError, match='num_classes'):
         build(num_classes=None)
+
+
+@pytest.mark.parametrize('profile', ['smoke', 'cpu', 'paper'])
+def test_the_tubelet_scales_with_the_frame_at_every_profile(profile):
+    """2x16x16 at the paper's 112 px crops; at the smaller crops of the other profiles the
+    tubelet shrinks with the frame, so every slot has the paper's 7x7 tubelets."""
+    from benchmark.config import resolve_config
+    cfg = resolve_config('stprivacy', 'vp_synth', profile)
+    patch, crop = cfg.anonymizer.patch_size, cfg.clip.crop_size
+    assert cfg.anonymizer.tubelet_size == 2 and patch * 112 == 16 * crop and crop // patch == 7
+    assert not cfg.get('anonymize_once')  # tubelets and attention mix frames: never per frame
