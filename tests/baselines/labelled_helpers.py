@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from benchmark.registry import MODELS, OPTIM_WRAPPER_CONSTRUCTORS
+from tests.adversarial_checks import assert_same, grads_of
 from tests.raprivacy.helpers import clip_batch
 
 PRIVACY = ((1, 0, 1, 0, 0), (0, 1, 1, 0, 1), (1, 1, 0, 1, 0), (0, 0, 0, 1, 1))
@@ -32,3 +34,25 @@ def build_with_optim(cfg: dict, parts: tuple[str, ...], lr: float = 1e-2, optimi
     wrappers = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(type='MultiOptimWrapperConstructor',
                                                      optim_wrapper_cfg={p: one for p in parts}))(model)
     return model, wrappers
+
+
+def assert_branches_step_on_their_own_losses(model, steps, batch: dict, clips: torch.Tensor, privacy: str) -> None:
+    """The iteration's steps after the anonymizer's: the action branch on cross-entropy and the
+    privacy branch ``privacy`` on binary cross-entropy against the true attributes (the
+    adversary's own side), both on the detached output ``clips``."""
+    assert [s[0] for s in steps] == ['anonymizer', 'action_branch', privacy]
+    assert_same(steps[1][1], grads_of(F.cross_entropy(model.action_branch(clips), batch['actions']),
+                                      model.action_branch), 'action_branch.')
+    branch = getattr(model, privacy)
+    assert_same(steps[2][1], grads_of(F.binary_cross_entropy_with_logits(branch(clips), batch['privacy']),
+                                      branch), privacy + '.')
+
+
+def assert_each_part_changed_only_itself(steps, parts: tuple[str, ...], log: dict, keys: tuple[str, ...]) -> None:
+    """Each optimizer step changed parameters of its own part only, and ``keys`` of the
+    iteration's ``log`` are finite."""
+    assert [s[0] for s in steps] == list(parts)
+    for name, _, changed in steps:
+        assert changed and all(p.startswith(name + '.') for p in changed), (name, sorted(changed)[:3])
+    for key in keys:
+        assert torch.isfinite(torch.as_tensor(log[key])), key

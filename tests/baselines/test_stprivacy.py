@@ -8,7 +8,9 @@ import torch.nn.functional as F
 from baselines.stprivacy import Block, keep_count, select
 from benchmark.anonymizer import build_anonymizer
 from tests.adversarial_checks import assert_same, grads_of, record_steps
-from tests.baselines.labelled_helpers import PREPROCESSOR, build_with_optim, labelled_batch, tiny_backbone
+from tests.baselines.labelled_helpers import (PREPROCESSOR, assert_branches_step_on_their_own_losses,
+                                             assert_each_part_changed_only_itself, build_with_optim,
+                                             labelled_batch, tiny_backbone)
 
 PARTS = ('anonymizer', 'action_branch', 'privacy_branch')
 TINY = dict(type='STPrivacyAnonymizer', patch_size=8, embed_dim=24, depth=2, num_heads=2, prune_layer=1,
@@ -65,25 +67,16 @@ def test_each_branch_steps_on_its_own_loss_of_the_detached_output():
     torch.manual_seed(5)
     model.train_step(data, wrappers)
     batch, out = replay(model, data, 5)
-    clips = out['clips'].detach()
-    assert [s[0] for s in steps] == list(PARTS)
-    assert_same(steps[1][1], grads_of(F.cross_entropy(model.action_branch(clips), batch['actions']),
-                                      model.action_branch), 'action_branch.')
-    assert_same(steps[2][1], grads_of(F.binary_cross_entropy_with_logits(model.privacy_branch(clips),
-                                                                         batch['privacy']),
-                                      model.privacy_branch), 'privacy_branch.')
+    assert_branches_step_on_their_own_losses(model, steps, batch, out['clips'].detach(), 'privacy_branch')
 
 
 def test_each_optimizer_changes_only_its_own_parameters_and_logs_are_finite():
     model, wrappers = build()
     steps = record_steps(model, wrappers)
     log = model.train_step(labelled_batch(), wrappers)
-    assert [s[0] for s in steps] == list(PARTS)
-    for name, _, changed in steps:
-        assert changed and all(p.startswith(name + '.') for p in changed), (name, sorted(changed)[:3])
-    for key in ('loss_action', 'loss_privacy', 'loss_reconstruction', 'loss_anonymizer', 'action_acc',
-                'privacy_acc', 'loss_privacy_branch'):
-        assert torch.isfinite(torch.as_tensor(log[key])), key
+    assert_each_part_changed_only_itself(steps, PARTS, log, (
+        'loss_action', 'loss_privacy', 'loss_reconstruction', 'loss_anonymizer', 'action_acc', 'privacy_acc',
+        'loss_privacy_branch'))
     # 32 px / 8 px tubelets: 16 per slot, ratio 0.5 -> 8 kept
     assert float(log['kept_fraction']) == 0.5
 
