@@ -1,0 +1,94 @@
+# Collective (Zhang et al., ICDM 2019; baselines/collective.py): a frame transformation trained
+# so that one inference model per privacy attribute fails (its prediction pushed to 1/2) while
+# an action branch still recognizes the action. Uses the privacy labels. The protocol injects
+# fit.model.anonymizer (= `anonymizer` below), its data_preprocessor and fit.model.num_classes;
+# the shared trainer (warm-up, ramp, restart, guard) is benchmark/adversarial.py.
+#
+# The paper gives no schedule for video (it transforms feature vectors): the paper profile
+# below takes the suite's RAPrivacy settings (batch 32, 9,000 iterations, AdamW with lr
+# 1e-3 x batch / 512, cosine) and its branches (3D ResNet-50; ResNet-50 per frame for each
+# inference model).
+
+_batch = 32
+_lr = 1e-3 * _batch / 512
+_max_iters = 9000
+
+anonymizer = dict(type='CollectiveTransform', width=32, blocks=4)
+
+
+def _cosine(begin: int, end: int) -> list:
+    return [dict(type='CosineAnnealingLR', by_epoch=False, begin=begin, end=end, T_max=end - begin,
+                 eta_min=0.0)]
+
+
+def _opt(rate: float) -> dict:
+    return dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=rate, weight_decay=0.05))
+
+
+def _optim(branch_lr: float, anonymizer_lr: float) -> dict:
+    return dict(constructor='MultiOptimWrapperConstructor', anonymizer=_opt(anonymizer_lr),
+                action_branch=_opt(branch_lr), inference_models=_opt(branch_lr))
+
+
+def _backbones(depth: int, base: int, inference_base: int) -> dict:
+    video = dict(type='ResNet3d', depth=depth, base_channels=base, pretrained=None, pretrained2d=False)
+    frame = dict(video, base_channels=inference_base, inflate=(0, 0, 0, 0), conv1_kernel=(1, 7, 7),
+                 with_pool2=False)
+    return dict(action_backbone=video, inference_backbone=frame)
+
+
+fit = dict(
+    model=dict(
+        type='CollectiveModel',
+        **_backbones(50, 64, 64),
+        num_attributes=5,
+        loss_weights=dict(action=1.0, privacy=1.0, fidelity=0.1),
+        # branches first learn on raw clips (the anonymizer starts as the identity and waits),
+        # then the privacy weight ramps up; lengths for the paper profile are not measured
+        anonymizer_start_iter=1000,
+        warmup_iters=dict(action_branch=1000, inference_models=1000),
+        ramp_iters=dict(privacy=1000),
+        restart=None,
+        guard=dict(after_iter=3000, window=100, max_saturated=0.5, chance_margin=0.05)),
+    optim_wrapper=_optim(_lr, _lr),
+    param_scheduler=dict(anonymizer=_cosine(1000, _max_iters), action_branch=_cosine(0, _max_iters),
+                         inference_models=_cosine(0, _max_iters)),
+    max_iters=_max_iters,
+    batch_size=_batch,
+    clip_len=None,  # frames per fitting clip; None: the profile's clip.clip_len
+    checkpoint_interval=1000)
+
+# cpu: RAPrivacy's cpu recipe (README "RAPrivacy: how it is fitted"): the fit's action branch
+# at batch 8 of 4-frame clips needs about 2,000 iterations on raw clips at lr 2e-3 without
+# dropout to leave chance, so the branches warm up for 2,000 iterations while the
+# transformation (the identity at its start) waits; then 300 adversarial iterations, the
+# privacy weight ramped over the first 100; the guard judges from iteration 2,200. Narrow
+# branches: 3D ResNet-18 at 16 base channels for the action, per-frame ResNet-18 at 8 for
+# each of the 5 inference models. The transformation is per frame: the target models read
+# the videos anonymized once.
+_cpu_warmup, _cpu_iters = 2000, 2300
+profiles = dict(
+    cpu=dict(
+        anonymizer=dict(width=16, blocks=2),
+        fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=_cpu_warmup,
+                            warmup_iters=dict(action_branch=_cpu_warmup, inference_models=_cpu_warmup),
+                            ramp_iters=dict(privacy=100),
+                            guard=dict(after_iter=2200, window=50, max_saturated=0.5, chance_margin=0.05)),
+                 optim_wrapper=_optim(2e-3, 1e-3),
+                 param_scheduler=dict(anonymizer=_cosine(_cpu_warmup, _cpu_iters), action_branch=[],
+                                      inference_models=[]),
+                 max_iters=_cpu_iters, batch_size=8, clip_len=4, checkpoint_interval=100),
+        anonymize_once=True),
+    # smoke: the same recipe shrunk to seconds; one warm-up iteration so both paths run. Too
+    # short to leave chance: the guard watches saturation only.
+    smoke=dict(
+        anonymizer=dict(width=4, blocks=1),
+        fit=dict(model=dict(**_backbones(18, 4, 4), anonymizer_start_iter=1,
+                            warmup_iters=dict(action_branch=1, inference_models=1),
+                            ramp_iters=dict(privacy=2),
+                            guard=dict(after_iter=4, window=2, max_saturated=0.5, chance_margin=None)),
+                 optim_wrapper=_optim(5e-4, 2e-4),
+                 param_scheduler=dict(anonymizer=_cosine(1, 4), action_branch=[], inference_models=[]),
+                 max_iters=4, batch_size=4, checkpoint_interval=2),
+        anonymize_once=True),
+)
