@@ -119,6 +119,8 @@ class DegradationModel(AdversarialModel):
     # ---- the updates ------------------------------------------------------------------------
     def anonymizer_update(self, batch: dict, optim_wrapper, factors: dict[str, float]
                           ) -> tuple[torch.Tensor, dict]:
+        if not any(factors.get(t, 1.0) > 0 for t in self.term_signs):  # a warm-up without reconstruction
+            return self.anonymize(batch), {}
         with self.stepping('anonymizer', optim_wrapper):
             out = self.anonymizer(batch['clips'])
             terms = self.terms(out, batch, factors)

@@ -65,7 +65,7 @@ fit = dict(
 # they warm up on raw clips at the target models' lr 2e-3 (Adam 1e-4 leaves fT at chance in a
 # few hundred iterations) while fA learns the identity; then adversarial iterations with fA kept
 # at lr 1e-3 (SPAct's 1e-4 would hardly move it in a few hundred iterations) and the branches at
-# 2e-3, so that they keep up. Lengths and time: results/learned_cpu_estimate.json.
+# 2e-3, so that they keep up. Lengths and time: results/spact_vita_cpu_estimate.json.
 _cpu_warmup, _cpu_iters = 400, 700
 # smoke: the same recipe, shrunk to seconds; one warm-up iteration, so both paths run. Too short
 # for any branch to leave chance: its guard watches saturation only.

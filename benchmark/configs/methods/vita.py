@@ -68,7 +68,7 @@ fit = dict(
 # in a few hundred iterations (the target models' rate), so the branches warm up at 2e-3 and keep
 # it (fT's 1e-5 could not follow fd); fd learns the identity at 1e-3 and keeps it (1e-4 would
 # hardly move in a few hundred iterations). Restarts every 200 steps as VITA's, so the
-# adversarial phase sees one. Lengths and time: results/learned_cpu_estimate.json.
+# adversarial phase sees one. Lengths and time: results/spact_vita_cpu_estimate.json.
 _cpu_warmup, _cpu_iters = 400, 700
 # smoke: the same recipe, shrunk to seconds; one warm-up iteration, a restart at iteration 3.
 # Too short for any branch to leave chance: its guard watches saturation only.
