@@ -27,7 +27,13 @@ What the paper or the code leaves open, and what this suite chose:
   clip before NT-Xent; views of other clips of the same video are left out of the negatives.
 - term weights: 1 and 1 (TeD-SPAD, SPAct's successor, uses 1.0 NT-Xent and 0.7 CE).
 
-Scaled-down profiles (``benchmark/configs/methods/spact.py``) say what they shrink.
+Profiles (``benchmark/configs/methods/spact.py``): ``paper`` keeps the networks and rates above.
+``cpu`` is scaled to about 30 minutes per seed on two cores: fA width 16 and depth 3 (paper 64
+and 4), fT an R3D-18 at 16 base channels (64), fB a per-frame ResNet-18 at 16 base channels
+with a 128-128-128 projection (ResNet-50, 2048-2048-128), batches of 16 clips of 8 frames at
+56 px, 500 warm-up and 400 adversarial iterations, Adam 1e-3 for fA throughout and 2e-3 for the
+branches (from scratch, 1e-4 leaves them at chance in so few steps). ``smoke`` shrinks it to
+seconds.
 """
 from __future__ import annotations
 

@@ -39,7 +39,13 @@ What the paper or the code leaves open, and what this suite chose:
 - fT's lr: the branches warm up at a higher rate and drop to VITA's at the adversarial phase
   (the method config's schedule).
 
-Scaled-down profiles (``benchmark/configs/methods/vita.py``) say what they shrink.
+Profiles (``benchmark/configs/methods/vita.py``): ``paper`` keeps the networks and rates above.
+``cpu`` is scaled to about 30 minutes per seed on two cores: fd width 8 (8-16-32 channels
+against 32-64-128) with its 5 residual blocks, fT an R3D-18 at 16 base channels, M = 2 budget
+models (per-frame ResNet-18s at 16 and 8 base channels), batches of 16 clips of 8 frames at
+56 px, 600 warm-up and 1,000 adversarial iterations (four restarts), Adam 1e-3 for fd and 2e-3
+for the branches (from scratch, VITA's 1e-5 leaves fT at chance in so few steps). ``smoke``
+shrinks it to seconds.
 """
 from __future__ import annotations
 

@@ -65,8 +65,12 @@ fit = dict(
 # they warm up on raw clips at the target models' lr 2e-3 (Adam 1e-4 leaves fT at chance in a
 # few hundred iterations) while fA learns the identity; then adversarial iterations with fA kept
 # at lr 1e-3 (SPAct's 1e-4 would hardly move it in a few hundred iterations) and the branches at
-# 2e-3, so that they keep up. Lengths and time: results/spact_vita_cpu_estimate.json.
-_cpu_warmup, _cpu_iters = 400, 700
+# 2e-3, so that they keep up. 500 warm-up and 400 adversarial iterations: at 1.7 and 2.0 CPU s
+# per step (one thread) and 130 CPU s to anonymize the videos once, with the target stages, about
+# 26 min per seed on two threads (an estimate: scripts/estimate_spact_vita_cpu.py,
+# results/spact_vita_cpu_estimate.json). The guard judges the last 50 iterations: a fit whose
+# action branch is at chance by then stops before the target stages.
+_cpu_warmup, _cpu_iters = 500, 900
 # smoke: the same recipe, shrunk to seconds; one warm-up iteration, so both paths run. Too short
 # for any branch to leave chance: its guard watches saturation only.
 profiles = dict(
@@ -75,7 +79,7 @@ profiles = dict(
         fit=dict(model=dict(action_backbone=_video(18, 16), privacy_backbone=_frames(18, 16),
                             reconstruction_iters=_cpu_warmup,
                             warmup_iters=dict(action_branch=_cpu_warmup, privacy_branch=_cpu_warmup),
-                            guard=dict(after_iter=_cpu_warmup + 100, window=50)),
+                            guard=dict(after_iter=_cpu_iters, window=50)),
                  clip_len=8, checkpoint_interval=100,
                  **_fit(_cpu_iters, _cpu_warmup, 1e-3, 2e-3, 1e-3, 16)),
         anonymize_once=True),

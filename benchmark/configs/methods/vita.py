@@ -68,8 +68,12 @@ fit = dict(
 # in a few hundred iterations (the target models' rate), so the branches warm up at 2e-3 and keep
 # it (fT's 1e-5 could not follow fd); fd learns the identity at 1e-3 and keeps it (1e-4 would
 # hardly move in a few hundred iterations). Restarts every 200 steps as VITA's, so the
-# adversarial phase sees one. Lengths and time: results/spact_vita_cpu_estimate.json.
-_cpu_warmup, _cpu_iters = 400, 700
+# adversarial phase of 1,000 iterations sees four. 600 warm-up and 1,000 adversarial iterations:
+# at 0.66 and 0.88 CPU s per step (one thread) and 62 CPU s to anonymize the videos once, with the
+# target stages, about 21 min per seed on two threads (an estimate:
+# scripts/estimate_spact_vita_cpu.py, results/spact_vita_cpu_estimate.json). The guard judges
+# the last 50 iterations.
+_cpu_warmup, _cpu_iters = 600, 1600
 # smoke: the same recipe, shrunk to seconds; one warm-up iteration, a restart at iteration 3.
 # Too short for any branch to leave chance: its guard watches saturation only.
 profiles = dict(
@@ -78,7 +82,7 @@ profiles = dict(
         fit=dict(model=dict(action_backbone=_video(18, 16), budget_backbones=[_frames(18, 16), _frames(18, 8)],
                             reconstruction_iters=_cpu_warmup,
                             warmup_iters=dict(action_branch=_cpu_warmup, budget_branch=_cpu_warmup),
-                            guard=dict(after_iter=_cpu_warmup + 100, window=50)),
+                            guard=dict(after_iter=_cpu_iters, window=50)),
                  clip_len=8, checkpoint_interval=100,
                  **_fit(_cpu_iters, _cpu_warmup,
                         dict(anonymizer=1e-3, action_branch=2e-3, budget_branch=2e-3), 1.0, 16)),
