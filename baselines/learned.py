@@ -142,19 +142,13 @@ class DegradationModel(AdversarialModel):
         return self.privacy_branch_loss(clips, batch)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
-        """``'tensor'``: anonymized clips; ``'predict'``: samples with the action branch's scores
-        of the anonymized clips; ``'loss'``: each term weighted and signed (their sum is the
-        anonymizer's objective after the warm-ups), without updating anything."""
+        """``'tensor'``: the anonymized clips; ``'loss'``: each term weighted and signed (their
+        sum is the anonymizer's objective once the warm-ups are over), without updating anything."""
         clips = inputs[:, 0] if inputs.dim() == 6 else inputs
-        if mode == 'tensor':
-            return self.anonymizer(clips)
-        if mode == 'predict':
-            scores = self.action_branch(self.anonymizer(clips)).softmax(1)
-            for sample, score in zip(data_samples, scores):
-                sample.set_pred_score(score)
-            return data_samples
         if mode == 'loss':
             batch = self.fit_batch(dict(inputs=clips[:, None], data_samples=data_samples))
             terms = self.terms(self.anonymizer(clips), batch)
             return {f'loss_{name}': self.objective({name: value}, {}) for name, value in terms.items()}
-        raise ValueError(f"mode must be 'tensor', 'predict' or 'loss', got {mode!r}")
+        if mode != 'tensor':
+            raise ValueError(f"mode must be 'tensor' or 'loss', got {mode!r}")
+        return self.anonymizer(clips)

@@ -202,7 +202,8 @@ def test_vita_paper_config_restarts_every_200_adversarial_steps():
     for part, lr in dict(anonymizer=1e-4, action_branch=1e-5, budget_branch=1e-4).items():
         base = cfg.fit.optim_wrapper[part].optimizer.lr
         drop = cfg.fit.param_scheduler[part][0]
-        assert drop.milestones == [start] and base * drop.gamma == pytest.approx(lr)
+        assert (drop.type, drop.step_size, drop.end) == ('StepLR', start, start + 1)  # one drop, at the start
+        assert base * drop.gamma == pytest.approx(lr)
     assert cfg.fit.model.loss_weights.budget == 0.5
 
 
@@ -261,3 +262,60 @@ def test_profile_models_train_one_adversarial_step(method, profile):
     assert set(cfg.fit.param_scheduler) == set(optim)
     guard = cfg.fit.model.guard
     assert start + guard.window <= guard.after_iter <= cfg.fit.max_iters  # the guard gets its say
+
+
+def test_loss_mode_gives_each_term_weighted_and_signed():
+    model, _ = build(SPACT, loss_weights=dict(reconstruction=2.0, action=1.0, privacy=0.5))
+    data = clip_batch()
+    clips = model.data_preprocessor(data, True)['inputs']
+    torch.manual_seed(1)
+    losses = model(clips, data['data_samples'], mode='loss')
+    torch.manual_seed(1)
+    batch, out = replay(model, data, 1)
+    terms = model.terms(out, batch)
+    assert torch.allclose(losses['loss_reconstruction'], 2.0 * terms['reconstruction'])
+    assert torch.allclose(losses['loss_privacy'], -0.5 * terms['privacy'])  # raised: negative
+    assert torch.equal(model(clips, mode='tensor'), model.anonymizer(clips[:, 0]))
+
+
+class TinyClips(torch.utils.data.Dataset):
+    def __init__(self):
+        self.batch = clip_batch()
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return dict(inputs=self.batch['inputs'][i], data_samples=self.batch['data_samples'][i])
+
+
+def make_runner(work_dir, max_iters, resume):
+    from mmengine.runner import Runner
+
+    from benchmark.checkpoints import SCHEME, resume_checkpoint
+    cfg = Config.fromfile(CONFIGS / 'vita.py')
+    cfg.merge_from_dict(cfg.profiles['smoke'].to_dict())  # StepLR schedulers, a restart at iteration 3
+    resume_from = resume_checkpoint(work_dir) if resume else None
+    return Runner(
+        model=dict(VITA, warmup_iters=dict(action_branch=1, budget_branch=1), reconstruction_iters=1,
+                   restart=dict(branch='budget_branch', every=2)),
+        work_dir=str(work_dir), default_scope='benchmark',
+        train_dataloader=dict(dataset=TinyClips(), batch_size=2, num_workers=0,
+                              sampler=dict(type='DefaultSampler', shuffle=True), collate_fn=dict(type='pseudo_collate')),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        optim_wrapper=cfg.fit.optim_wrapper.to_dict(), param_scheduler=cfg.fit.param_scheduler.to_dict(),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        randomness=dict(seed=0), resume=resume_from is not None,
+        load_from=f'{SCHEME}{resume_from}' if resume_from else None)
+
+
+def test_fit_checkpoint_loads_through_the_allow_list_and_resumes(tmp_path):
+    from benchmark.checkpoints import load
+    make_runner(tmp_path, 2, resume=False).train()
+    saved = load(tmp_path / 'iter_2.pth', map_location='cpu')  # refused if it held anything else
+    assert set(saved['optimizer']) == {'anonymizer', 'action_branch', 'budget_branch'}
+    second = make_runner(tmp_path, 4, resume=True)
+    second.train()
+    final = load(tmp_path / 'iter_4.pth', map_location='cpu')
+    assert second.iter == 4 and int(final['state_dict']['fit_iter']) == 4  # the schedule's clock travelled

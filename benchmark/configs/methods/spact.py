@@ -29,7 +29,10 @@ def _fit(max_iters: int, warmup: int, lr: float, branch_lr: float, reconstructio
     the branches at `branch_lr`."""
     def opt(rate):
         return dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=rate))
-    drop = [dict(type='MultiStepLR', by_epoch=False, milestones=[warmup], gamma=lr / reconstruction_lr)]
+    # StepLR active up to the warm-up's end: one drop (MultiStepLR's state holds a Counter, which
+    # the checkpoint allow-list refuses)
+    drop = [dict(type='StepLR', by_epoch=False, step_size=max(warmup, 1), gamma=lr / reconstruction_lr, begin=0,
+                 end=warmup + 1)]
     return dict(optim_wrapper=dict(constructor='MultiOptimWrapperConstructor', anonymizer=opt(reconstruction_lr),
                                    action_branch=opt(branch_lr), privacy_branch=opt(branch_lr)),
                 param_scheduler=dict(anonymizer=drop, action_branch=[], privacy_branch=[]),

@@ -30,7 +30,10 @@ def _fit(max_iters: int, warmup: int, lrs: dict, warmup_factor: float, batch: in
     `warmup_factor` times its lr until the adversarial phase starts."""
     def opt(rate):
         return dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=rate * warmup_factor))
-    drop = [dict(type='MultiStepLR', by_epoch=False, milestones=[warmup], gamma=1 / warmup_factor)]
+    # StepLR active up to the warm-up's end: one drop (MultiStepLR's state holds a Counter, which
+    # the checkpoint allow-list refuses)
+    drop = [dict(type='StepLR', by_epoch=False, step_size=max(warmup, 1), gamma=1 / warmup_factor, begin=0,
+                 end=warmup + 1)]
     return dict(optim_wrapper=dict(constructor='MultiOptimWrapperConstructor',
                                    **{part: opt(lr) for part, lr in lrs.items()}),
                 param_scheduler={part: drop for part in lrs},
