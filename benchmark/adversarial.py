@@ -29,7 +29,10 @@ resumed fit continues it:
 - restart, ``restart=dict(branch=..., every=n, rewarm_iters=k)``: every n iterations after its
   warm-up the branch is re-initialized and its optimizer state cleared (VITA restarts its
   budget model every 200 steps); for k iterations it then trains on the anonymizer's output
-  while the terms it feeds are off.
+  while the terms it feeds are off;
+- early terms, ``early_iters={term: n}``: a term that is on for the first n iterations only
+  (factor 1, then 0), such as the reconstruction loss with which SPAct and VITA first teach
+  their anonymizers the identity.
 
 The collapse guard (``guard=dict(after_iter=..., ...)``, ``CollapseGuard``) stops the fit with a
 one-line ``FitCollapsed`` once the output is saturated or the action branch sits at chance;
@@ -185,6 +188,8 @@ class AdversarialModel(BaseModel):
             branch's warm-up. Defaults to None.
         restart (dict, optional): ``dict(branch=..., every=..., rewarm_iters=0)``. Defaults to
             None (no restart).
+        early_iters (dict, optional): ``{term: iterations}`` for terms on only in the first
+            iterations; such a term may feed no branch. Defaults to None.
         guard (dict, optional): ``CollapseGuard`` settings besides ``chance``. Defaults to None
             (no guard).
         data_preprocessor (dict | nn.Module, optional): The protocol's ``ClipPreprocessor``.
@@ -198,7 +203,7 @@ class AdversarialModel(BaseModel):
     def __init__(self, branches: tuple[str, ...], chance: float | None = None,
                  loss_weights: dict | None = None, anonymizer_steps: int = 1, branch_steps: int = 1,
                  anonymizer_start_iter: int = 0, warmup_iters: dict | None = None, ramp_iters: dict | None = None,
-                 restart: dict | None = None, guard: dict | None = None,
+                 restart: dict | None = None, guard: dict | None = None, early_iters: dict | None = None,
                  data_preprocessor: dict | nn.Module | None = None) -> None:
         if isinstance(data_preprocessor, dict):  # built here: BaseModel looks in MMEngine's scope
             data_preprocessor = MODELS.build(data_preprocessor)
@@ -212,6 +217,7 @@ class AdversarialModel(BaseModel):
         self.anonymizer_start_iter = int(anonymizer_start_iter)
         self.warmup_iters = self._known(warmup_iters, self.branches, 'warmup_iters')
         self.ramp_iters = self._known(ramp_iters, self.term_branches, 'ramp_iters')
+        self.early_iters = self._known(early_iters, set(self.term_signs) - set(self.term_branches), 'early_iters')
         self.restart = None
         if restart:
             restart = {'rewarm_iters': 0, **restart}
@@ -248,7 +254,9 @@ class AdversarialModel(BaseModel):
 
     def term_factor(self, term: str, iteration: int) -> float:
         """The schedule's factor of ``term`` at ``iteration``: 0 while its branch warms up or
-        re-warms after a restart, then its ramp, then 1."""
+        re-warms after a restart, then its ramp, then 1; an early term 1, then 0."""
+        if term in self.early_iters:
+            return float(iteration < self.early_iters[term])
         branch = self.term_branches.get(term)
         if branch is None:
             return 1.0

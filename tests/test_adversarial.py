@@ -239,3 +239,19 @@ def test_frozen_restores_each_parameters_own_flag():
     with frozen(net):
         assert not any(p.requires_grad for p in net.parameters())
     assert [p.requires_grad for p in net.parameters()] == [False, False, True, True]
+
+
+def test_early_term_is_on_for_its_first_iterations_only():
+    model = Toy(early_iters=dict(fidelity=2), warmup_iters=dict(utility_branch=1))
+    assert [model.term_factor('fidelity', i) for i in range(4)] == [1.0, 1.0, 0.0, 0.0]
+    assert [model.term_factor('utility', i) for i in range(3)] == [0.0, 1.0, 1.0]
+    optim = wrappers(model)
+    steps = record_steps(model, optim)
+    data = batch()
+    for _ in range(3):
+        model.train_step(data, optim)
+    terms = model.terms(model.output(data), data)
+    # iteration 2: fidelity is off, the adversarial terms alone move the anonymizer
+    assert_same(steps[-3][1], grads_of(terms['utility'] - terms['privacy'], model.anonymizer), 'anonymizer.')
+    with pytest.raises(ValueError, match=r"early_iters names \['utility'\]"):
+        Toy(early_iters=dict(utility=3))  # a term that feeds a branch has its warm-up instead
