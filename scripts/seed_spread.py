@@ -2,11 +2,13 @@
 
 For each (dataset, profile, protocol version, method): the seeds counted, top-1 and cMAP per
 seed, their mean and sample standard deviation, in percent. The committed record
-``results/seed_spread_cpu.json`` holds the spreads before (protocol 1, batch 16 for 15 epochs)
-and after (protocol 2, batch 32 for 22 epochs) the cpu profile's target schedule changed.
+``results/seed_spread_cpu.json`` holds the spreads of protocol 1 (batch 16 for 15 epochs),
+protocol 2 (batch 32 for 22 epochs) and protocol 4 (the action model fine-tuned for 22 epochs
+from a pretrained backbone), each of the cpu profile.
 
-    python scripts/seed_spread.py --runs results/archive/protocol1/runs.csv results/runs.csv \
-        --profile cpu --out results/seed_spread_cpu.json
+    python scripts/seed_spread.py --runs results/archive/protocol1/runs.csv \
+        results/archive/protocol2/runs.csv results/runs.csv --profile cpu \
+        --out results/seed_spread_cpu.json
 """
 from __future__ import annotations
 
