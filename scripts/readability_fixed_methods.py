@@ -21,7 +21,7 @@ from benchmark.config import available_methods, resolve_config
 from benchmark.datasets.clips import ClipDataset
 from benchmark.protocol import READABILITY_VIDEOS, _source_cfg
 from benchmark.readability import measure
-from benchmark.registry import DATASETS, import_all
+from benchmark.registry import ANONYMIZERS, DATASETS, import_all
 
 # `bench run --method raw`, cpu profile, protocol 3, alone on two threads (README, results/protocol3_timing)
 CPU_RUN_WALL_S = 458.0
@@ -38,11 +38,10 @@ def main() -> None:
     rows = {}
     for method in available_methods():
         cfg = resolve_config(method, args.dataset, args.profile)
-        anonymizer = build_anonymizer(cfg.anonymizer.to_dict())
-        if anonymizer.learns:
+        if ANONYMIZERS.get(cfg.anonymizer['type']).learns:
             print(f'{method}: learns, needs its fit (a bench run logs its measures): skipped')
             continue
-        anonymizer.eval()
+        anonymizer = build_anonymizer(cfg.anonymizer.to_dict()).eval()
         data = cfg.dataset.to_dict()
         source = DATASETS.build(_source_cfg(data, 'test', tuple(anonymizer.needs)))
         ds = ClipDataset(source, test_mode=True, clip_len=cfg.clip.clip_len,
