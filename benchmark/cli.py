@@ -1,4 +1,5 @@
-"""``bench``: run the protocol, sweep, report, list, inspect data, anonymize video, browse runs.
+"""``bench``: run the protocol, sweep, report, list, inspect data, anonymize video, browse runs,
+run the human readability study.
 
 A thin layer, like mmaction2's tools/train.py: parse, resolve the config, build, run.
 """
@@ -56,6 +57,13 @@ store, resumable like any run; `bench report` lists the variants beside the meth
 The anonymizer is the one a `bench run` fitted (its MLflow run or its checkpoint file); video is
 processed in windows of frames, so memory does not grow with the video's length. An output that
 is the input (the same file or folder, or a link to it) is refused before anything is written.
+""",
+    'study': """examples:
+  bench study                          # the page on http://127.0.0.1:5050, clips from work_dirs
+  bench study --port 8080 --profile cpu --dataset vp_synth
+  bench study results                  # human top-1 per method, logged to the runs in MLflow
+The clips are the sample clips of the store's counting runs (4 test videos per run on the cpu
+profile), method names hidden; answers go to <work-dir>/study.db (--db) as they are given.
 """,
     'ui': """examples:
   bench ui                          # the default store, work_dirs/mlflow.db
@@ -342,6 +350,40 @@ def _signal_group(server, signum: int) -> None:
         pass
 
 
+def cmd_study(args) -> int:
+    from benchmark import study
+    from benchmark.config import available_datasets, available_profiles
+    _check_names(args.dataset, available_datasets(), 'dataset')
+    _check_names(args.profile, available_profiles(), 'profile')
+    db = Path(args.db) if args.db else Path(args.work_dir) / 'study.db'
+    if args.action == 'results':
+        if not db.is_file():
+            raise study.StudyError(f'no study at {db}: start one with `bench study` (or pass --db)')
+        store = study.StudyStore(db)
+        rows, per_run = study.results(store)
+        if not rows:
+            raise study.StudyError(f'{db} holds no answers yet: share the `bench study` page first')
+        print(study.format_results(rows))
+        logged = study.log_results(_store_for_reading(args), per_run)
+        print(f'logged readability_human_* on {logged} runs in MLflow; `bench report` shows them '
+              f'in Table 1')
+        return 0
+    uri = _store_for_reading(args)
+    store = study.StudyStore(db)
+    filled = study.fill_pool(store, uri, args.dataset, args.profile)
+    if not filled['clips']:
+        raise study.StudyError(
+            f'no run in {uri} has sample clips with action labels ({filled["unlabelled"]} runs saved '
+            f'theirs without): `bench run` a method first')
+    if filled['unlabelled']:
+        print(f'left out {filled["unlabelled"]} runs whose samples carry no action labels (runs '
+              f'from before the study page; run them again with --fresh to include them)')
+    print(f'{filled["clips"]} clips in {db} ({filled["added"]} new); the study page is at '
+          f'http://127.0.0.1:{args.port} (Ctrl-C stops it; answers are kept)', flush=True)
+    study.create_app(store).run(host='127.0.0.1', port=args.port, threaded=True)
+    return 0
+
+
 def _check_names(names: list[str] | None, valid: list[str], kind: str) -> None:
     from benchmark.errors import UnknownNameError, closest
     for name in names or []:
@@ -510,6 +552,17 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.set_defaults(func=cmd_anonymize)
+
+    p = sub.add_parser('study', help='the human readability study page, and its results',
+                       epilog=EXAMPLES['study'], formatter_class=fmt)
+    p.add_argument('action', nargs='?', choices=('serve', 'results'), default='serve',
+                   help='serve the page (default) or tabulate and log the answers')
+    _store_args(p)
+    p.add_argument('--db', help='the study\'s SQLite file (default: <work-dir>/study.db)')
+    p.add_argument('--port', type=int, default=5050)
+    p.add_argument('--dataset', action='append', help='only clips of this dataset (repeatable)')
+    p.add_argument('--profile', action='append', help='only clips of this profile (repeatable)')
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser('ui', help='the MLflow UI over the store, on 127.0.0.1',
                        epilog=EXAMPLES['ui'], formatter_class=fmt)

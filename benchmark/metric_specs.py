@@ -32,6 +32,21 @@ def _specs() -> dict[str, MetricSpec]:
         for end in ('low', 'high'):
             specs.append(MetricSpec(f'{name}_ci_{end}', higher,
                                     f'{end} end of the 95 % bootstrap interval of {name} over test videos'))
+    specs += [
+        MetricSpec('readability_outline', True, 'F-score of frame edges against the true person '
+                   'outline (vp_synth; benchmark/readability.py)'),
+        MetricSpec('readability_depth', True, 'SSIM of the grey level to the true nearness map, '
+                   'above a flat frame\'s, as a share of the map\'s own (vp_synth)'),
+        MetricSpec('readability_colour', False, 'mean chroma left, as a share of the raw frames\''),
+        MetricSpec('readability_person', True, 'IoU of the person regions found on anonymized and '
+                   'raw frames (real data)'),
+        MetricSpec('readability_faces', False, 'share of the faces found on raw frames still found '
+                   '(real data; a privacy proxy)'),
+        MetricSpec('readability_human_top1', True, 'share of study answers naming the true action '
+                   '(bench study results)'),
+        MetricSpec('readability_human_answers', True, 'study answers behind readability_human_top1'),
+        MetricSpec('readability_human_correct', True, 'study answers naming the true action'),
+    ]
     for attr in PRIVACY_ATTRIBUTES:
         specs.append(MetricSpec(f'privacy_ap_{attr}', False, f'average precision for {attr}'))
         specs.append(MetricSpec(f'privacy_f1_{attr}', False, f'F1 for {attr} at probability 0.5'))

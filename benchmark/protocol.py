@@ -46,6 +46,9 @@ from benchmark.store import locked
 STAGES = ('fit', 'action', 'privacy')
 STATE_FILE = 'state.json'
 RESULT_FILE = 'result.json'
+# Test videos whose readability_* metrics every run logs (benchmark/readability.py), spread
+# evenly over the test split: the same videos for every method.
+READABILITY_VIDEOS = 32
 
 
 def method_name(cfg: Config) -> str:
@@ -508,11 +511,27 @@ class Protocol:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f'{stage}.npz'
 
-    def _samples(self) -> None:
-        """Save the same test clips, raw and anonymized, for the report's comparison grid."""
+    def _test_centre_views(self):
+        """The test split, one clip and one crop (the centre) per video."""
         from benchmark.datasets.clips import ClipDataset
-        ds = ClipDataset(self.sources[self.eval_data['name'], 'test'], test_mode=True,
-                         **{**self._clip_kwargs(self.eval_data), 'num_clips': 1, 'num_crops': 1})
+        return ClipDataset(self.sources[self.eval_data['name'], 'test'], test_mode=True,
+                           **{**self._clip_kwargs(self.eval_data), 'num_clips': 1, 'num_crops': 1})
+
+    def _readability(self) -> dict:
+        """``readability_*`` metrics of the fitted anonymizer on ``READABILITY_VIDEOS`` test
+        videos, and their cost (``time_readability_s``)."""
+        from benchmark import readability
+        start = time.time()
+        metrics = readability.measure(self._test_centre_views(),
+                                      self._fitted_anonymizer().to(self.device), READABILITY_VIDEOS,
+                                      device=self.device,
+                                      person_cfg=self.eval_data['source'].get('person'))
+        return {**metrics, 'time_readability_s': time.time() - start}
+
+    def _samples(self) -> None:
+        """Save the same test clips, raw and anonymized, for the report's comparison grid and
+        the human study (``bench study``), with their action labels."""
+        ds = self._test_centre_views()
         k = min(self.cfg.sample_videos, len(ds))
         picks = np.unique(np.linspace(0, len(ds) - 1, k).round().astype(int))
         items = [ds[int(i)] for i in picks]
@@ -528,7 +547,9 @@ class Protocol:
         ids = np.array([it['data_samples'].metainfo['video_id'] for it in items])
         folder = self.run_dir / 'samples'
         folder.mkdir(exist_ok=True)
-        np.savez_compressed(folder / 'test_frames.npz', frames=to_uint8(out), video_ids=ids)
+        actions = np.array([it['data_samples'].metainfo['action'] for it in items])
+        np.savez_compressed(folder / 'test_frames.npz', frames=to_uint8(out), video_ids=ids,
+                            actions=actions, classes=np.array(ds.metainfo['classes']))
         np.savez_compressed(folder / 'raw_frames.npz', frames=to_uint8(rgb), video_ids=ids)
 
     # ----------------------------------------------------------------- the run
@@ -566,6 +587,7 @@ class Protocol:
                     result = self._fit() if stage == 'fit' else self._target(stage)
                     if stage == 'fit':
                         self._samples()
+                        result['metrics'].update(self._readability())
                     (self.run_dir / stage).mkdir(parents=True, exist_ok=True)
                     _write_json(result_path, result)
                     self._finish_stage(stage, result)

@@ -224,3 +224,17 @@ def paired_test(metric: str, runs_a: dict, runs_b: dict, n_boot: int = N_BOOT,
     below = (np.sum(diffs < 0) + 0.5 * np.sum(diffs == 0)) / max(len(diffs), 1)
     p = min(1.0, 2 * min(below, 1 - below))
     return PairedResult(observed, low, high, float(p), len(seeds), len(labels))
+
+
+def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct / total`` (Wilson 1927): unlike the
+    normal approximation it stays inside [0, 1] and is not empty at 0 or ``total`` correct,
+    which a study with few answers per method often gives. NaNs when ``total`` is 0."""
+    if total <= 0:
+        return math.nan, math.nan
+    from statistics import NormalDist
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return max(0.0, centre - half), min(1.0, centre + half)

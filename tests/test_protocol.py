@@ -54,6 +54,13 @@ def test_smoke_run_of_every_method(method, work_root, capsys, request):
                 'time_total_s', 'time_setup_s'):
         assert key in m, key
     assert 0 <= m['action_top1'] <= 1 and 0 <= m['privacy_cmap'] <= 1
+    for key in ('readability_outline', 'readability_depth', 'readability_colour'):  # truth-based
+        assert 0 <= m[key] <= 1, key
+    assert 'readability_person' not in m  # the detector measures are for data without truth
+    if method in ('raw', 'depth'):  # the input frames keep all their colour; depth frames none
+        assert m['readability_colour'] == (1.0 if method == 'raw' else 0.0)
+    if method == 'depth':  # the nearness map itself
+        assert m['readability_depth'] == pytest.approx(1.0, abs=1e-6)
     tags = run.data.tags
     assert tags['bench.commit'] and tags['bench.device'].startswith('cpu')
     assert tags['bench.train_dataset'] == 'vp_synth'
@@ -208,6 +215,10 @@ def test_saved_samples_are_the_same_clips_for_every_method(work_root):
     raw = np.load(base / 'raw' / 'smoke' / 'seed0' / 'samples' / 'raw_frames.npz')
     blk = np.load(base / 'blackening' / 'smoke' / 'seed0' / 'samples' / 'test_frames.npz')
     assert list(raw['video_ids']) == list(blk['video_ids'])
+    # the human study asks for these clips' actions by name
+    assert list(blk['classes']) and len(blk['actions']) == len(blk['video_ids'])
+    from benchmark.datasets.vp_synth import VPSynthSource
+    assert [VPSynthSource.classes.index(str(c)) for c in blk['classes']] == list(range(len(blk['classes'])))
     assert raw['frames'].shape == blk['frames'].shape and raw['frames'].dtype == np.uint8
     assert not np.array_equal(raw['frames'], blk['frames'])
 

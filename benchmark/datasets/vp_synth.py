@@ -352,6 +352,8 @@ class VPSynthSource:
     classes = ACTIONS
     attributes = PRIVACY_ATTRIBUTES
     aux_channels = ('depth', 'mask')
+    # Rendered with the frames, not estimated: readability is measured against them.
+    aux_is_truth = True
     # Runs record it (tag bench.data_version); the report never averages across versions.
     data_version = f'generator {GENERATOR_VERSION}'
 

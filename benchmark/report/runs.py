@@ -354,7 +354,7 @@ def _export_sample(source: Path, target: Path, run_id: str) -> None:
     os.replace(partial, target)
 
 
-class _Artifacts:
+class Artifacts:
     """Logged files of runs: read in place from a local artifact folder, else downloaded."""
 
     def __init__(self, tracking_uri: str | None, run_ids: list[str], tmp: str) -> None:
@@ -412,7 +412,7 @@ def fetch_samples(tracking_uri: str | None, table_runs: pd.DataFrame, samples_di
     if not todo:
         return written
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = _Artifacts(tracking_uri, [t[0] for t in todo], tmp)
+        artifacts = Artifacts(tracking_uri, [t[0] for t in todo], tmp)
         for run_id, dataset, profile, target, raw_target in todo:
             local = artifacts.get(run_id, 'samples/test_frames.npz')
             if local is None:
@@ -457,7 +457,7 @@ def fetch_predictions(tracking_uri: str | None, counting: pd.DataFrame,
     if not todo:
         return written
     with tempfile.TemporaryDirectory() as tmp:
-        artifacts = _Artifacts(tracking_uri, sorted({r for r, _ in todo}), tmp)
+        artifacts = Artifacts(tracking_uri, sorted({r for r, _ in todo}), tmp)
         for run_id, stage in todo:
             local = artifacts.get(run_id, f'predictions/{stage}.npz')
             if local is None:

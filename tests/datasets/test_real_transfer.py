@@ -27,6 +27,10 @@ def test_ucf_to_hmdb_transfer_run(tmp_path, capsys):
     assert tags['bench.train_dataset'] == 'vp_ucf101' and tags['bench.dataset'] == 'vp_hmdb51'
     assert tags['bench.complete'] == 'true'
     assert 'action_top1' in runs[0].data.metrics
+    # real data has no true masks: readability is judged against what HOG finds on raw frames
+    metrics = runs[0].data.metrics
+    assert 'readability_person' in metrics and 'readability_faces' in metrics
+    assert 'readability_outline' not in metrics and 0 <= metrics['readability_colour']
     run_dir = work / 'vp_ucf101_to_vp_hmdb51' / 'raprivacy' / 'smoke' / 'seed0'
     assert (run_dir / 'fit' / 'anonymizer.pth').is_file()
 
