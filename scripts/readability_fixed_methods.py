@@ -55,11 +55,14 @@ def main() -> None:
                                           for k, v in metrics.items()) + f'  ({seconds:.1f} s)')
     worst = max(r['seconds'] for r in rows.values())
     record = dict(profile=args.profile, dataset=args.dataset, videos=READABILITY_VIDEOS,
-                  threads=1, methods=rows, slowest_s=worst,
+                  threads=torch.get_num_threads(), methods=rows, slowest_s=worst,
                   share_of_cpu_run=worst / CPU_RUN_WALL_S if args.profile == 'cpu' else None,
                   cpu_run_wall_s=CPU_RUN_WALL_S,
                   note='seconds of the measures alone (clips read, anonymized and measured), '
-                       'one thread, with other work on the machine')
+                       'with other work on the machine')
+    from benchmark import tracking
+    prov = tracking.provenance('cpu')
+    record.update({k: prov[k] for k in ('commit', 'dirty', 'device', 'command')})
     out = Path(args.out) / f'readability_{args.profile}.json'
     out.write_text(json.dumps(record, indent=2) + '\n')
     print(f'slowest {worst:.1f} s = {100 * worst / CPU_RUN_WALL_S:.1f} % of a {CPU_RUN_WALL_S:.0f} s '
