@@ -39,6 +39,7 @@ LOG_PROCESSORS = _child('log_processor', mmaction_registry.LOG_PROCESSORS, [])
 VISBACKENDS = _child('vis_backend', mmaction_registry.VISBACKENDS, [])
 VISUALIZERS = _child('visualizer', mmaction_registry.VISUALIZERS, [])
 RUNNERS = _child('runner', mmaction_registry.RUNNERS, [])
+MODEL_WRAPPERS = _child('model_wrapper', mmaction_registry.MODEL_WRAPPERS, ['benchmark.distributed'])
 WEIGHT_INITIALIZERS = _child('weight initializer', mmaction_registry.WEIGHT_INITIALIZERS, [])
 
 ANONYMIZERS = Registry('anonymizer', scope=_SCOPE,
