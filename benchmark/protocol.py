@@ -349,8 +349,13 @@ class Protocol:
             hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri,
                               run_id=self._child_run(stage), interval=max(1, self.cfg.log_interval // 2)))
         hooks.append(dict(type='RandomStateHook'))
+        options = {}  # what MMEngine's Runner reads from its cfg alone
+        if self.cfg.get('compile') and stage != 'fit':
+            options['compile'] = self.cfg.compile
         if self.launcher != 'none':
-            kwargs.update(launcher=self.launcher, model_wrapper_cfg=dict(type='GradientAveraging'))
+            kwargs['launcher'] = self.launcher
+            # scoped: MMEngine's Runner looks the type up in its root registry (benchmark/distributed.py)
+            options['model_wrapper_cfg'] = dict(type='benchmark.GradientAveraging')
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
         return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
@@ -360,7 +365,7 @@ class Protocol:
                       load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
                       experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
                                       f'_{int(time.time() * 1e6) % 1_000_000}',
-                      cfg=dict(compile=self.cfg.compile) if self.cfg.get('compile') and stage != 'fit' else None,
+                      cfg=options or None,
                       **kwargs)
 
     def _optim_type(self) -> dict:
@@ -468,7 +473,7 @@ class Protocol:
                 type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
                 anonymizer=self.cfg.anonymizer.to_dict(),
                 anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
-        hooks = []
+        hooks = [dict(type='FloatHeadOutputHook')] if self.amp else []  # benchmark/amp.py
         if stage == 'action' and target_pretrain.wanted(self.cfg):
             init = self._action_init()
             hooks.append(dict(type='PretrainedBackboneHook', checkpoint=init['path']))
