@@ -159,6 +159,17 @@ def timed(step, device: str, sizes: Sizes) -> tuple[dict, dict]:
     return row, first
 
 
+def time_train_step(row: dict, net, optim_wrapper, data: dict, device: str, sizes: Sizes, bf16: bool) -> dict:
+    """Time ``net.train_step`` into ``row`` (``timed``); the first step's losses."""
+    def step():
+        with autocast(device, bf16):
+            log = net.train_step(data, optim_wrapper)
+        return {k: round(float(v), 5) for k, v in log.items() if k.startswith('loss')}
+    timing, losses = timed(step, device, sizes)
+    row.update(timing, first_losses=losses)
+    return losses
+
+
 # ---------------------------------------------------------------------------------- RAPrivacy
 def raprivacy_model(sizes: Sizes, device: str, anonymizer: dict, model: dict, state=None):
     import numpy as np
@@ -270,13 +281,7 @@ def _raprivacy_row(row, sizes, device, anonymizer, model, bf16, ref: dict) -> No
         out = net.anonymizer.eval()(ref['probe'].to(device)).float()
     row['max_abs_diff_vs_plain'] = float((out - ref['out']).abs().max())
     net.train()
-
-    def step():
-        with autocast(device, bf16):
-            log = net.train_step(data, wrappers)
-        return {k: round(float(v), 5) for k, v in log.items() if k.startswith('loss')}
-    timing, losses = timed(step, device, sizes)
-    row.update(timing, first_losses=losses)
+    losses = time_train_step(row, net, wrappers, data, device, sizes, bf16)
     if 'loss_total' not in losses:
         raise RuntimeError('the step did not run phase 2 (Eq. 9)')
 
@@ -313,14 +318,7 @@ def _vit_row(row, sizes, device, bf16, compiled) -> None:
             _skip_in_dry_mode()
         net.compile()
     wrapper = OptimWrapper(torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.05))
-    data = clip_batch(sizes, sizes.batch, 0)
-
-    def step():
-        with autocast(device, bf16):
-            log = net.train_step(data, wrapper)
-        return {k: round(float(v), 5) for k, v in log.items() if k.startswith('loss')}
-    timing, losses = timed(step, device, sizes)
-    row.update(timing, first_losses=losses)
+    time_train_step(row, net, wrapper, clip_batch(sizes, sizes.batch, 0), device, sizes, bf16)
 
 
 # ---------------------------------------------------------------------------------- end to end
