@@ -34,10 +34,10 @@ import os
 import torch
 import torch.distributed as dist
 from mmengine.optim import OptimWrapperDict
+from mmengine.registry import MODEL_WRAPPERS
 from torch import nn
 
 from benchmark.errors import ProtocolError
-from benchmark.registry import MODEL_WRAPPERS
 
 LAUNCHERS = ('none', 'pytorch')
 TORCHRUN_VARIABLES = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -105,6 +105,8 @@ def average_gradients(optimizer: torch.optim.Optimizer) -> None:
         offset += g.numel()
 
 
+# In MMEngine's root registry: the Runner looks wrapper types up there alone (Registry.get
+# searches only the root's direct children for a scope, and the suite's are grandchildren).
 @MODEL_WRAPPERS.register_module()
 class GradientAveraging(nn.Module):
     """Data parallelism for any MMEngine model (see the module's docstring).

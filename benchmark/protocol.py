@@ -354,8 +354,7 @@ class Protocol:
             options['compile'] = self.cfg.compile
         if self.launcher != 'none':
             kwargs['launcher'] = self.launcher
-            # scoped: MMEngine's Runner looks the type up in its root registry (benchmark/distributed.py)
-            options['model_wrapper_cfg'] = dict(type='benchmark.GradientAveraging')
+            options['model_wrapper_cfg'] = dict(type='GradientAveraging')  # benchmark/distributed.py
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
         return Runner(work_dir=str(stage_dir), custom_hooks=hooks,

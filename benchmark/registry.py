@@ -22,7 +22,7 @@ def _child(name: str, parent: Registry, locations: list[str]) -> Registry:
 
 
 MODELS = _child('model', mmaction_registry.MODELS,
-                ['benchmark.data', 'benchmark.anonymizer', 'raprivacy'])
+                ['benchmark.data', 'benchmark.anonymizer', 'raprivacy', 'baselines'])
 DATASETS = _child('dataset', mmaction_registry.DATASETS, ['benchmark.datasets'])
 TRANSFORMS = _child('transform', mmaction_registry.TRANSFORMS, ['benchmark.datasets'])
 DATA_SAMPLERS = _child('data sampler', mmaction_registry.DATA_SAMPLERS, [])
@@ -39,7 +39,6 @@ LOG_PROCESSORS = _child('log_processor', mmaction_registry.LOG_PROCESSORS, [])
 VISBACKENDS = _child('vis_backend', mmaction_registry.VISBACKENDS, [])
 VISUALIZERS = _child('visualizer', mmaction_registry.VISUALIZERS, [])
 RUNNERS = _child('runner', mmaction_registry.RUNNERS, [])
-MODEL_WRAPPERS = _child('model_wrapper', mmaction_registry.MODEL_WRAPPERS, ['benchmark.distributed'])
 WEIGHT_INITIALIZERS = _child('weight initializer', mmaction_registry.WEIGHT_INITIALIZERS, [])
 
 ANONYMIZERS = Registry('anonymizer', scope=_SCOPE,

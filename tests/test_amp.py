@@ -32,11 +32,11 @@ def test_bf16_step_of_a_recognizer_needs_float_head_outputs_and_stays_near_fp32(
         model.train_step(data, wrapper)  # mmaction2's head accuracy goes through NumPy
 
     reference, ref_wrapper = vit()
-    fp32 = float(reference.train_step(data, ref_wrapper)['loss'])
+    fp32 = float(reference.train_step(data, ref_wrapper)['loss'].detach())
     model, wrapper = vit()
     float_head_outputs(model)
     float_head_outputs(model)  # once per model, however often a Runner starts
     assert len(model.cls_head._forward_hooks) == 1
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        bf16 = float(model.train_step(data, wrapper)['loss'])
+        bf16 = float(model.train_step(data, wrapper)['loss'].detach())
     assert bf16 == pytest.approx(fp32, rel=0.05) and bf16 != fp32  # bf16's own bound: 5 %

@@ -66,7 +66,7 @@ def test_gradient_averaging_is_the_one_process_step_on_the_whole_batch():
         optimizer.step()
     for rank in (0, 1):
         for name, value in layer.state_dict().items():
-            assert torch.allclose(results[rank][name], value, atol=1e-6), (rank, name)
+            assert torch.allclose(results[rank][f'layer.{name}'], value, atol=1e-6), (rank, name)
 
 
 def test_launcher_outside_torchrun_is_one_line(monkeypatch):
