@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ['run', '--method', 'raw', '--profile', 'smoke']
 # The 2-process run's metrics against one process's. They are not bit-equal: batch norm
 # normalizes over each process's shard of 4 clips instead of the batch of 8, and each process
-# draws the random clip positions and crops of its own shard. Measured differences: see
-# DIFF_TOL's comment.
-DIFF_TOL = 0.25
+# draws the random clip positions and crops of its own shard. Measured (smoke profile, 20 test
+# videos): action top-1 0.15 vs 0.10 (one video), cMAP 0.623 vs 0.640, macro F1 0.529 both.
+DIFF_TOL = dict(action_top1=0.10, privacy_cmap=0.05, privacy_f1_macro=0.05)
 
 
 def _free_port() -> int:
@@ -112,10 +112,10 @@ def test_two_gloo_processes_record_one_run_with_the_metrics_of_one(tmp_path, ben
     assert sorted(r.data.tags[tracking.TAG + 'stage'] for r in stages) == ['action', 'fit', 'privacy']
     reference = runs('one')[0][0].data.metrics
     measured = parent.data.metrics
-    keys = ('action_top1', 'privacy_cmap', 'privacy_f1', 'floor_action_top1', 'floor_privacy_cmap')
+    keys = ('action_top1', 'privacy_cmap', 'privacy_f1_macro', 'floor_action_top1', 'floor_cmap', 'floor_f1_macro')
     assert all(k in measured for k in keys), sorted(measured)
     # the chance floors depend on the test labels alone: every test video was scored once
-    assert measured['floor_action_top1'] == reference['floor_action_top1']
-    assert measured['floor_privacy_cmap'] == reference['floor_privacy_cmap']
-    for key in ('action_top1', 'privacy_cmap', 'privacy_f1'):
-        assert abs(measured[key] - reference[key]) <= DIFF_TOL, (key, measured[key], reference[key])
+    for key in ('floor_action_top1', 'floor_cmap', 'floor_f1_macro'):
+        assert measured[key] == reference[key], key
+    for key, tolerance in DIFF_TOL.items():
+        assert abs(measured[key] - reference[key]) <= tolerance, (key, measured[key], reference[key])
