@@ -22,7 +22,7 @@ def _child(name: str, parent: Registry, locations: list[str]) -> Registry:
 
 
 MODELS = _child('model', mmaction_registry.MODELS,
-                ['benchmark.data', 'benchmark.anonymizer', 'raprivacy', 'baselines'])
+                ['benchmark.data', 'benchmark.anonymizer', 'raprivacy'])
 DATASETS = _child('dataset', mmaction_registry.DATASETS, ['benchmark.datasets'])
 TRANSFORMS = _child('transform', mmaction_registry.TRANSFORMS, ['benchmark.datasets'])
 DATA_SAMPLERS = _child('data sampler', mmaction_registry.DATA_SAMPLERS, [])
