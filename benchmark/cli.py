@@ -20,6 +20,8 @@ EXAMPLES = {
   bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \
             --dataset vp_hmdb51 --data-root /data/hmdb51 --profile paper --device cuda
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
+  torchrun --nproc-per-node 4 -m benchmark.cli run --method raw --profile paper --device cuda \
+            --launcher pytorch                    # one run, 4 GPUs, the same global batch
 """,
     'sweep': """examples:
   # the style ablation: which style set RAPrivacy transfers toward
@@ -156,6 +158,8 @@ def cmd_run(args) -> int:
     _select_device(args.device)
     if args.amp and args.device != 'cuda':
         raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
+    from benchmark import distributed
+    distributed.init(args.launcher, args.device)
     uri = _store_for_writing(args)
     from benchmark.config import resolve_config
     from benchmark.protocol import Protocol
@@ -168,8 +172,10 @@ def cmd_run(args) -> int:
                for seed in seeds]  # every seed's config first: a bad option fails before any run
     for cfg in configs:
         seed = cfg.seed
-        protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
+        protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp, launcher=args.launcher)
         collapsed += _run_one(protocol, f'seed {seed}', args.fresh)
+    if distributed.rank():  # process 0 prints the run
+        return 2 if collapsed else 0
     print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
           f'`{ui_hint.replace("bench ui", "bench report")}`')
     return 2 if collapsed else 0
@@ -184,7 +190,8 @@ def _run_one(protocol, label: str, fresh: bool = False) -> int:
     except FitCollapsed as err:
         print(f'bench: {label}: {err}', file=sys.stderr)
         return 1
-    _print_result(protocol.cfg, result)
+    if result:  # empty on the processes of a distributed run other than 0
+        _print_result(protocol.cfg, result)
     return 0
 
 
@@ -492,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
+    p.add_argument('--launcher', choices=('none', 'pytorch'), default='none',
+                   help='pytorch: one of several processes started by torchrun (benchmark/distributed.py)')
     p.add_argument('--fresh', action='store_true',
                    help='discard the run folder of this (method, dataset, profile, seed) first')
     p.set_defaults(func=cmd_run)

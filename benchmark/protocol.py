@@ -15,6 +15,10 @@ interruption skips finished stages, resumes the interrupted one from its last ch
 the random state it had, and reuses the same MLflow parent run (found by its run key when the
 state file is lost), so a (method, dataset, profile, seed) ends with exactly one complete run
 whose metrics are those of an uninterrupted run.
+
+Under ``torchrun`` (``launcher='pytorch'``, ``benchmark.distributed``) every process trains
+and tests its shard of each batch; process 0 alone locks the folder, writes state, results and
+artifacts and records the run in MLflow, and tells the others which stages are left.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import checkpoints, target_pretrain, tracking
+from benchmark import checkpoints, distributed, target_pretrain, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
@@ -121,11 +125,15 @@ class Protocol:
         device (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
         amp (bool): bf16 mixed precision (CUDA only). Defaults to False.
         log (callable): Progress printer. Defaults to ``print``.
+        launcher (str): ``'none'`` or ``'pytorch'`` (``torchrun``; ``benchmark.distributed``
+            starts the process group first). Defaults to ``'none'``.
     """
 
     def __init__(self, cfg: Config, work_root: Path, tracking_uri: str, device: str = 'cpu',
-                 amp: bool = False, log=print) -> None:
+                 amp: bool = False, log=print, launcher: str = 'none') -> None:
         import_all()
+        self.launcher = launcher
+        self.main = distributed.rank() == 0  # the process that records the run
         self.cfg = cfg
         self.work_root = Path(work_root)
         self.run_dir = run_folder(self.work_root, cfg)
@@ -325,6 +333,8 @@ class Protocol:
                     num_workers: int, test: bool, infinite: bool = False,
                     source: dict | None = None, clip_len: int | None = None) -> dict:
         sampler = 'InfiniteSampler' if infinite else 'DefaultSampler'
+        if not test:  # the config's batch is global (benchmark.distributed)
+            batch_size = distributed.shard_batch(batch_size, f'the {target} training batch')
         source = source or _source_cfg(data, split, self.needs)
         clip = self._clip_kwargs(data)
         if clip_len:
@@ -337,11 +347,17 @@ class Protocol:
                                  target=target, test_mode=test, **clip))
 
     def _runner(self, stage: str, **kwargs) -> Runner:
-        run_id = self._child_run(stage)
         hooks = list(kwargs.pop('custom_hooks', []))
-        hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
-                          interval=max(1, self.cfg.log_interval // 2)))
+        if self.main:
+            hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri,
+                              run_id=self._child_run(stage), interval=max(1, self.cfg.log_interval // 2)))
         hooks.append(dict(type='RandomStateHook'))
+        options = {}  # what MMEngine's Runner reads from its cfg alone
+        if self.cfg.get('compile') and stage != 'fit':
+            options['compile'] = self.cfg.compile
+        if self.launcher != 'none':
+            kwargs['launcher'] = self.launcher
+            options['model_wrapper_cfg'] = dict(type='GradientAveraging')  # benchmark/distributed.py
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
         return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
@@ -351,6 +367,7 @@ class Protocol:
                       load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
                       experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
                                       f'_{int(time.time() * 1e6) % 1_000_000}',
+                      cfg=options or None,
                       **kwargs)
 
     def _optim_type(self) -> dict:
@@ -394,15 +411,17 @@ class Protocol:
                     logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
             try:
                 runner.train()
-            finally:  # a fit its guard stopped keeps the curves that show why
+            finally:  # a fit its guard stopped keeps the curves that show why (process 0's hook)
                 for hook in runner.hooks:
                     if isinstance(hook, tracking.MLflowStageHook):
                         hook.flush()
-            anonymizer = runner.model.anonymizer
-            torch.save(anonymizer.state_dict(), ckpt)
+            anonymizer = getattr(runner.model, 'module', runner.model).anonymizer
             info['encoder'] = getattr(anonymizer, 'encoder_source', '')
         else:
-            torch.save(self.anonymizer.state_dict(), ckpt)
+            anonymizer = self.anonymizer
+        if not self.main:
+            return {}
+        torch.save(anonymizer.state_dict(), ckpt)
         _write_json(stage_dir / 'anonymizer.json', {
             'anonymizer': self.cfg.anonymizer.to_dict(), 'method': self.cfg.method,
             'clip_len': self.cfg.clip.clip_len, 'crop_size': self.cfg.clip.crop_size,
@@ -425,6 +444,10 @@ class Protocol:
         sources, seconds = {}, 0.0
         for split in ('train', 'test'):
             folder = self.run_dir / 'anonymized' / f'{self.eval_data["name"]}_{split}'
+            sources[split] = dict(type='AnonymizedSource', folder=str(folder),
+                                  source=_source_cfg(self.eval_data, split, self.needs))
+            if not self.main:  # process 0 writes them
+                continue
             record = materialize(self.sources[self.eval_data['name'], split], anonymizer, folder,
                                  resize_short=self.cfg.clip.resize_short,
                                  crop_size=self.cfg.clip.crop_size, device=self.device, log=self.log)
@@ -432,8 +455,7 @@ class Protocol:
             if record['seconds']:
                 self.log(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
                          f'{record["frames"]} frames in {record["seconds"]:.0f} s')
-            sources[split] = dict(type='AnonymizedSource', folder=str(folder),
-                                  source=_source_cfg(self.eval_data, split, self.needs))
+        distributed.barrier()
         return sources, seconds
 
     def _target(self, stage: str) -> dict:
@@ -453,7 +475,7 @@ class Protocol:
                 type='ClipPreprocessor', aux_channels=tuple(src.aux_channels),
                 anonymizer=self.cfg.anonymizer.to_dict(),
                 anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
-        hooks = []
+        hooks = [dict(type='FloatHeadOutputHook')] if self.amp else []  # benchmark/amp.py
         if stage == 'action' and target_pretrain.wanted(self.cfg):
             init = self._action_init()
             hooks.append(dict(type='PretrainedBackboneHook', checkpoint=init['path']))
@@ -497,7 +519,11 @@ class Protocol:
     def _action_init(self) -> dict:
         """The pretrained backbone the action model starts from, trained once per machine
         (``benchmark.target_pretrain``); its hash is a tag of the run, its training time a metric."""
+        if not self.main:
+            distributed.barrier()  # process 0 trains it once, the others load it
+            return target_pretrain.pretrained_backbone(self.cfg, log=self.log)
         init = target_pretrain.pretrained_backbone(self.cfg, log=self.log)
+        distributed.barrier()
         parent = self.state['runs']['parent']
         self.client.set_tag(parent, tracking.TAG + 'action_init', init['sha256'][:16])
         self.client.set_tag(parent, tracking.TAG + 'action_init_path', init['path'])
@@ -559,6 +585,8 @@ class Protocol:
         The run folder is locked meanwhile (``.seed<N>.lock`` beside it): a second process on
         the same (method, dataset, profile, seed) and work dir is refused, not interleaved.
         """
+        if not self.main:
+            return self._follow()
         lock = self.run_dir.parent / f'.{self.run_dir.name}.lock'
         with contextlib.ExitStack() as stack:
             try:
@@ -568,8 +596,29 @@ class Protocol:
                                     f'it to end, or stop it, and run again') from None
             return self._run(fresh)
 
+    def _follow(self) -> dict:
+        """A process other than 0 of a distributed run: the stages process 0 names, in step."""
+        todo = distributed.broadcast(None)
+        if todo is None:  # process 0 found the run complete or failed to prepare it
+            return {}
+        self._check_data()
+        for stage in todo:
+            if stage == 'fit':
+                self._fit()
+            else:
+                self._target(stage)
+            distributed.barrier()
+        return {}
+
     def _run(self, fresh: bool) -> dict:
-        done = self._prepare(fresh)
+        try:
+            done = self._prepare(fresh)
+        except BaseException:
+            distributed.broadcast(None)  # the other processes stop too
+            raise
+        todo = None if done is not None else [
+            stage for stage in STAGES if _read_json(self.run_dir / stage / RESULT_FILE) is None]
+        distributed.broadcast(todo)
         if done is not None:
             self.log(f'{self.run_dir} is complete (MLflow run {done.get("run_id")}); '
                      f'pass --fresh to run it again')
@@ -591,6 +640,7 @@ class Protocol:
                     (self.run_dir / stage).mkdir(parents=True, exist_ok=True)
                     _write_json(result_path, result)
                     self._finish_stage(stage, result)
+                    distributed.barrier()  # its files are written before the others read them
                 else:
                     self.log(f'[{stage}] already done, skipping')
                     if stage not in self.state['runs']:  # its stage run went with a lost state file

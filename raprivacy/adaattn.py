@@ -10,6 +10,11 @@ are the style's channel mean and std, and the block reduces to AdaIN.
 One style image serves all T frames of a clip, so the queries of a clip's frames are stacked
 along the query axis: attention is ``(N, T*h*w, h_s*w_s)``, and the style features are computed
 once per clip, not once per frame.
+
+``attention`` picks how the two moments are computed: ``'sdpa'`` in one
+``scaled_dot_product_attention`` call over ``[v, v*v]`` (a fused kernel on the GPU), or
+``'matmul'``, the softmax of ``QK`` written out and multiplied with ``v`` and ``v*v``. Both are
+the same arithmetic; they differ only in rounding.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 EPS = 1e-5
+ATTENTION = ('sdpa', 'matmul')
 
 
 def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,26 +57,32 @@ def attention_keys(feats: list[torch.Tensor], layer: int) -> torch.Tensor:
     return mean_variance_norm(torch.cat(parts, dim=1))
 
 
-def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, frames: int
-           ) -> tuple[torch.Tensor, torch.Tensor]:
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, frames: int,
+           attention: str = 'sdpa') -> tuple[torch.Tensor, torch.Tensor]:
     """Attention-weighted mean and std of ``value`` for every query position.
 
     Args:
         query (Tensor): ``(N*T, Cq, h, w)``: content queries of N clips of ``frames`` frames.
         key (Tensor): ``(N, Cq, hs, ws)``: one style image per clip.
         value (Tensor): ``(N, C, hs, ws)``.
-        frames (int): T.
+        frames (int): Query frames per style row: T, or 1 with one style image per frame.
+        attention (str): ``'sdpa'`` or ``'matmul'`` (see the module's docstring). Defaults to
+            ``'sdpa'``.
 
     Returns:
         tuple: mean and std, each ``(N*T, C, h, w)``.
     """
     nt, cq, h, w = query.shape
     n, c = value.shape[:2]
-    q = query.view(n, frames, cq, h * w).permute(0, 1, 3, 2).reshape(n, 1, frames * h * w, cq)
+    q = query.reshape(n, frames, cq, h * w).permute(0, 1, 3, 2).reshape(n, 1, frames * h * w, cq)
     k = key.flatten(2).transpose(1, 2).unsqueeze(1)  # (N, 1, Ls, Cq)
     v = value.flatten(2).transpose(1, 2)  # (N, Ls, C)
+    moments = torch.cat([v, v * v], dim=2).unsqueeze(1)
     # First and second moments in one attention call; AdaAttN's softmax(QK) is unscaled.
-    both = F.scaled_dot_product_attention(q, k, torch.cat([v, v * v], dim=2).unsqueeze(1), scale=1.0)
+    if attention == 'sdpa':
+        both = F.scaled_dot_product_attention(q, k, moments, scale=1.0)
+    else:
+        both = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ moments
     mean, second = both.squeeze(1).split(c, dim=2)
     std = (second - mean * mean).clamp_min(0.0).add(EPS).sqrt()
 
@@ -81,9 +93,9 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, frames: 
 
 
 def adaattn_star(content: torch.Tensor, style: torch.Tensor, content_keys: torch.Tensor,
-                 style_keys: torch.Tensor, frames: int) -> torch.Tensor:
+                 style_keys: torch.Tensor, frames: int, attention: str = 'sdpa') -> torch.Tensor:
     """Parameter-free AdaAttN (AdaAttN*, the target of the local feature loss, Eq. 5)."""
-    mean, std = attend(content_keys, style_keys, style, frames)
+    mean, std = attend(content_keys, style_keys, style, frames, attention)
     return std * mean_variance_norm(content) + mean
 
 
@@ -94,10 +106,15 @@ class AdaAttN(nn.Module):
     Args:
         channels (int): Channels of the layer's features (values and output).
         key_channels (int): Channels of the concatenated keys of Eq. 1.
+        attention (str): ``'sdpa'`` or ``'matmul'`` (see the module's docstring). Defaults to
+            ``'sdpa'``.
     """
 
-    def __init__(self, channels: int, key_channels: int) -> None:
+    def __init__(self, channels: int, key_channels: int, attention: str = 'sdpa') -> None:
         super().__init__()
+        if attention not in ATTENTION:
+            raise ValueError(f"anonymizer.attention must be 'sdpa' or 'matmul', got {attention!r}")
+        self.attention = attention
         self.query = nn.Conv2d(key_channels, key_channels, 1)
         self.key = nn.Conv2d(key_channels, key_channels, 1)
         self.value = nn.Conv2d(channels, channels, 1)
@@ -116,7 +133,8 @@ class AdaAttN(nn.Module):
             style (Tensor): ``(N, C, hs, ws)`` style features of layer x, one image per clip.
             content_keys (Tensor): ``(N*T, Ck, h, w)`` Eq. 1 keys of the content.
             style_keys (Tensor): ``(N, Ck, hs, ws)`` Eq. 1 keys of the style.
-            frames (int): T, the frames per clip.
+            frames (int): Frames per style row: T, or 1 with one style image per frame.
         """
-        mean, std = attend(self.query(content_keys), self.key(style_keys), self.value(style), frames)
+        mean, std = attend(self.query(content_keys), self.key(style_keys), self.value(style), frames,
+                           self.attention)
         return std * mean_variance_norm(content) + mean

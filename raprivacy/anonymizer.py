@@ -40,7 +40,7 @@ from torch import nn
 
 from benchmark.anonymizer import Anonymizer
 from benchmark.registry import ANONYMIZERS
-from raprivacy.adaattn import AdaAttN, attention_keys
+from raprivacy.adaattn import ATTENTION, AdaAttN, attention_keys
 from raprivacy.decoder import Decoder
 from raprivacy.encoder import VGGEncoder, load_vgg_weights
 from raprivacy.mobilenet import MobileNetV2Encoder, load_mobilenet_v2
@@ -75,6 +75,7 @@ class Transfer(NamedTuple):
     content: list[torch.Tensor]  # relu1_1..relu5_1 of the frames, (N*T, ...)
     style: list[torch.Tensor]  # relu1_1..relu5_1 of each clip's style image, (N, ...)
     frames: int  # T
+    style_frames: int  # frames sharing each style row: T (one style per clip) or 1 (per frame)
 
 
 @ANONYMIZERS.register_module()
@@ -95,6 +96,12 @@ class RAPrivacyAnonymizer(Anonymizer):
             Defaults to 1.
         style_size (str): Encode the style image at the ``'transfer'`` size or the
             ``'frame'`` size. Defaults to ``'transfer'``.
+        attention (str): ``'sdpa'`` or ``'matmul'``. Defaults to ``'sdpa'``.
+        style_per_clip (bool): Encode each clip's style once for all its frames. Defaults to
+            True.
+        frame_batch (int, optional): Frames of each clip per encoder/decoder call; None: all
+            of them. Defaults to None.
+        channels_last (bool): NHWC convolutions. Defaults to False.
     """
 
     table_name = 'RAPrivacy'
@@ -104,8 +111,17 @@ class RAPrivacyAnonymizer(Anonymizer):
     per_frame = True  # in eval mode every clip takes style eval_style; frames do not mix
 
     def __init__(self, encoder: dict | None = None, style_set: dict | None = None,
-                 eval_style: int = 0, scale: int = 1, style_size: str = 'transfer') -> None:
+                 eval_style: int = 0, scale: int = 1, style_size: str = 'transfer',
+                 attention: str = 'sdpa', style_per_clip: bool = True, frame_batch: int | None = None,
+                 channels_last: bool = False) -> None:
         super().__init__()
+        if attention not in ATTENTION:
+            raise ValueError(f"anonymizer.attention must be 'sdpa' or 'matmul', got {attention!r}")
+        if frame_batch is not None and (int(frame_batch) != frame_batch or frame_batch < 1):
+            raise ValueError(f'anonymizer.frame_batch must be None or a whole number >= 1, got {frame_batch}')
+        self.style_per_clip = bool(style_per_clip)
+        self.frame_batch = None if frame_batch is None else int(frame_batch)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         if int(scale) != scale or scale < 1:
             raise ValueError(f'anonymizer.scale must be a whole number >= 1, got {scale}')
         if style_size not in STYLE_SIZES:
@@ -115,7 +131,7 @@ class RAPrivacyAnonymizer(Anonymizer):
         self.encoder.requires_grad_(False)
         channels = self.encoder.channels
         self.adaattn = nn.ModuleList(
-            AdaAttN(channels[x - 1], sum(channels[:x])) for x in ADAATTN_LAYERS)
+            AdaAttN(channels[x - 1], sum(channels[:x]), attention) for x in ADAATTN_LAYERS)
         self.decoder = Decoder(channels)
         if decoder_init is not None:
             self.decoder.load_state_dict(decoder_init)
@@ -127,6 +143,13 @@ class RAPrivacyAnonymizer(Anonymizer):
         self.register_buffer('style_bank', bank)
         if style_set is not None and not 0 <= eval_style < len(bank):
             raise ValueError(f'anonymizer.eval_style={eval_style} but the style set has {len(bank)} images')
+        if channels_last:
+            for part in (self.encoder, self.adaattn, self.decoder):
+                part.to(memory_format=torch.channels_last)
+
+    @property
+    def attention(self) -> str:
+        return self.adaattn[0].attention
 
     def _build_encoder(self, cfg: dict) -> tuple[nn.Module, str, dict | None]:
         """The encoder of ``cfg``, the source to record, and the decoder to start from (or None)."""
@@ -207,16 +230,43 @@ class RAPrivacyAnonymizer(Anonymizer):
         else:
             if style_index is None:
                 style_index = self.style_index(n, clips.device)
-            frames = clips.transpose(1, 2).reshape(n * t, 3, *clips.shape[-2:])
-            if self.scale > 1:
-                frames = F.interpolate(frames, size=(h, w), mode='bilinear', align_corners=False)
-            content = self.encoder(frames)
+            if not self.style_per_clip:
+                style_index = style_index.repeat_interleave(t)
             style = self.encoder(self.styles(style_index, (h, w) if self.style_size == 'transfer'
-                                             else clips.shape[-2:]))
-        embedded = [block(content[x - 1], style[x - 1], attention_keys(content, x),
-                          attention_keys(style, x), t)
-                    for block, x in zip(self.adaattn, ADAATTN_LAYERS)]
-        return Transfer(self.decoder(*embedded, size=(h, w)), content, style, t)
+                                             else clips.shape[-2:]).contiguous(memory_format=self.memory_format))
+            content = None
+        style_frames = t if self.style_per_clip else 1
+        style_keys = [attention_keys(style, x) for x in ADAATTN_LAYERS]
+        step = min(self.frame_batch or t, t)
+        images, contents = [], []
+        for t0 in range(0, t, step):
+            k = min(step, t - t0)
+            if content is None:
+                part = self.encoder(self._frames(clips[:, :, t0:t0 + k], (h, w)))
+            else:
+                part = [_frame_slice(f, n, t, t0, k) for f in content]
+            part_style, part_keys = style, style_keys
+            if not self.style_per_clip:
+                part_style, part_keys = ([_frame_slice(f, n, t, t0, k) for f in rows]
+                                         for rows in (style, style_keys))
+            embedded = [block(part[x - 1], part_style[x - 1], attention_keys(part, x), keys,
+                              k if self.style_per_clip else 1)
+                        for block, x, keys in zip(self.adaattn, ADAATTN_LAYERS, part_keys)]
+            images.append(self.decoder(*embedded, size=(h, w)))
+            contents.append(part)
+        if len(images) > 1:
+            if content is None:
+                content = [_frame_join(layer, n) for layer in zip(*contents)]
+            return Transfer(_frame_join(images, n), content, style, t, style_frames)
+        return Transfer(images[0], contents[0], style, t, style_frames)
+
+    def _frames(self, clips: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Clips ``(N, 3, k, H, W)`` as frames ``(N*k, 3, *size)``, in the encoder's memory format."""
+        n, _, k = clips.shape[:3]
+        frames = clips.transpose(1, 2).reshape(n * k, 3, *clips.shape[-2:])
+        if self.scale > 1:
+            frames = F.interpolate(frames, size=size, mode='bilinear', align_corners=False)
+        return frames.contiguous(memory_format=self.memory_format)
 
     def to_clips(self, images: torch.Tensor, frames: int) -> torch.Tensor:
         """Transferred images ``(N*T, 3, sH, sW)`` back to clips ``(N, 3, T, H, W)`` at frame size."""
@@ -229,3 +279,13 @@ class RAPrivacyAnonymizer(Anonymizer):
         self.check_aux(aux)
         out = self.transfer(clips)
         return self.to_clips(out.images.clamp(0.0, 1.0), out.frames).contiguous()
+
+
+def _frame_slice(rows: torch.Tensor, n: int, t: int, t0: int, k: int) -> torch.Tensor:
+    """Frames ``t0 .. t0+k-1`` of every clip from rows ``(N*T, ...)`` ordered clip by clip."""
+    return rows.reshape(n, t, *rows.shape[1:])[:, t0:t0 + k].flatten(0, 1)
+
+
+def _frame_join(parts: list[torch.Tensor], n: int) -> torch.Tensor:
+    """Inverse of ``_frame_slice`` over consecutive chunks: rows ``(N*T, ...)`` clip by clip."""
+    return torch.cat([p.reshape(n, -1, *p.shape[1:]) for p in parts], dim=1).flatten(0, 1)

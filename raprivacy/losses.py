@@ -37,7 +37,8 @@ def global_style_loss(stylized_feats: list[torch.Tensor], style_feats: list[torc
     Args:
         stylized_feats (list of Tensor): ``(N*T, C, h, w)`` features of the stylized frames.
         style_feats (list of Tensor): ``(N, C, hs, ws)`` features of each clip's style image.
-        frames (int): T; the style of a clip is compared with each of its frames.
+        frames (int): Frames per style row: T (the style of a clip is compared with each of its
+            frames), or 1 when every frame has its own row.
     """
     loss = stylized_feats[0].new_zeros(())
     for out, sty in zip(stylized_feats, style_feats):

@@ -35,8 +35,15 @@ What the paper leaves open or contradicts is a config value each (the method con
   Embeddings are L2-normalized by default (``normalize_embeddings``): D^2 of Eq. 7 is
   unbounded otherwise.
 
-For distributed training wrap with ``MMSeparateDistributedDataParallel`` (MMEngine's wrapper
-for models with their own ``train_step``).
+Two switches change how the fit is computed, not what (``tests/raprivacy/test_fast_path.py``):
+``channels_last_3d`` (the branches' 3D convolutions in NDHWC) and ``compile`` (``torch.compile``
+of the anonymizer's encoder, blocks and decoder, the style losses and both branches; ``True`` or
+``torch.compile``'s keyword arguments). The anonymizer's own switches are in
+``raprivacy.anonymizer``; bf16 autocast is the protocol's ``--amp``.
+
+Distributed training (``bench run --launcher pytorch``) averages each optimizer's gradients
+across processes before it steps (``benchmark.distributed``): MMEngine's
+``MMSeparateDistributedDataParallel`` would hide the anonymizer's methods this model calls.
 """
 from __future__ import annotations
 
@@ -68,6 +75,8 @@ def _normalize(clips: torch.Tensor) -> torch.Tensor:
 class ActionBranch(nn.Module):
     """Video backbone, global average pooling, dropout, linear classifier."""
 
+    memory_format = torch.contiguous_format  # torch.channels_last_3d: NDHWC convolutions
+
     def __init__(self, backbone: dict, num_classes: int, dropout: float = 0.5) -> None:
         super().__init__()
         self.backbone = MODELS.build(backbone)
@@ -82,12 +91,14 @@ class ActionBranch(nn.Module):
         self.head.reset_parameters()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        feat = self.backbone(_normalize(clips))
+        feat = self.backbone(_normalize(clips).contiguous(memory_format=self.memory_format))
         return self.head(self.dropout(feat.mean(dim=(2, 3, 4))))
 
 
 class PrivacyBranch(nn.Module):
     """Per-frame ResNet features and an MLP projection: embeddings ``(N, T', D)``."""
+
+    memory_format = torch.contiguous_format
 
     def __init__(self, backbone: dict, embed_dim: int = 128, normalize: bool = True) -> None:
         super().__init__()
@@ -106,7 +117,7 @@ class PrivacyBranch(nn.Module):
                 layer.reset_parameters()
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        feat = self.backbone(_normalize(clips)).mean(dim=(3, 4)).transpose(1, 2)  # (N, T', C)
+        feat = self.backbone(_normalize(clips).contiguous(memory_format=self.memory_format)).mean(dim=(3, 4)).transpose(1, 2)  # (N, T', C)
         emb = self.project(feat)
         return F.normalize(emb, dim=-1) if self.normalize else emb
 
@@ -133,6 +144,9 @@ class RAPrivacyModel(AdversarialModel):
         bounded_losses (bool): Compute every loss on the clamped output (``clamp_inward``).
             Defaults to True.
         dropout (float): Dropout before the action classifier. Defaults to 0.5.
+        channels_last_3d (bool): NDHWC convolutions in both branches. Defaults to False.
+        compile (bool | dict): ``torch.compile`` the parts (see the module's docstring); a
+            dict is its keyword arguments. Defaults to False.
         **schedule: ``loss_weights`` (lambdas ``global_style`` lg, ``local_feature`` ll,
             ``action`` la, ``privacy`` lp; defaults AdaAttN's 10 and 3, and 1 and 1),
             ``anonymizer_steps``, ``branch_steps``, ``anonymizer_start_iter``, ``warmup_iters``,
@@ -150,7 +164,8 @@ class RAPrivacyModel(AdversarialModel):
                  privacy_embed_dim: int = 128, privacy_loss: str = 'ntxent_views',
                  margin: float = 1.0, temperature: float = 0.1, views: dict | None = None,
                  train_privacy: bool = True, normalize_embeddings: bool = True,
-                 bounded_losses: bool = True, dropout: float = 0.5, **schedule) -> None:
+                 bounded_losses: bool = True, dropout: float = 0.5, channels_last_3d: bool = False,
+                 compile: bool | dict = False, **schedule) -> None:
         if num_classes is None:
             raise ValueError('RAPrivacyModel needs fit.model.num_classes (the action classes of the '
                              'training set)')
@@ -172,16 +187,33 @@ class RAPrivacyModel(AdversarialModel):
         self.privacy_loss, self.margin, self.temperature = privacy_loss, margin, temperature
         self.views = {'min_scale': 0.6, 'flip': True, **(views or {})}
         self.bounded_losses = bounded_losses
+        if channels_last_3d:
+            for branch in (self.action_branch, self.privacy_branch):
+                branch.memory_format = torch.channels_last_3d
+                branch.to(memory_format=torch.channels_last_3d)
+        self._compiled_style_losses = None
+        if compile:
+            options = {} if compile is True else dict(compile)
+            for part in (self.anonymizer.encoder, *self.anonymizer.adaattn, self.anonymizer.decoder,
+                         self.action_branch, self.privacy_branch):
+                part.compile(**options)  # in place: the state dict keeps its keys
+            self._compiled_style_losses = torch.compile(self._eager_style_losses, **options)
 
     # ---- losses -------------------------------------------------------------------------------
     def style_losses(self, out: Transfer) -> tuple[torch.Tensor, torch.Tensor]:
         """L_gs (Eq. 4) and L_lf (Eq. 5) of one transfer pass."""
-        enc = self.anonymizer.encoder(out.images)
+        losses = self._compiled_style_losses or self._eager_style_losses
+        return losses(out.images, out.content, out.style, out.style_frames)
+
+    def _eager_style_losses(self, images: torch.Tensor, content: list[torch.Tensor],
+                            style: list[torch.Tensor], style_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+        enc = self.anonymizer.encoder(images.contiguous(memory_format=self.anonymizer.memory_format))
         l_gs = global_style_loss([enc[x - 1] for x in STYLE_LOSS_LAYERS],
-                                 [out.style[x - 1] for x in STYLE_LOSS_LAYERS], out.frames)
+                                 [style[x - 1] for x in STYLE_LOSS_LAYERS], style_frames)
         with torch.no_grad():
-            targets = [adaattn_star(out.content[x - 1], out.style[x - 1], attention_keys(out.content, x),
-                                    attention_keys(out.style, x), out.frames) for x in LOCAL_LOSS_LAYERS]
+            targets = [adaattn_star(content[x - 1], style[x - 1], attention_keys(content, x),
+                                    attention_keys(style, x), style_frames, self.anonymizer.attention)
+                       for x in LOCAL_LOSS_LAYERS]
         l_lf = local_feature_loss([enc[x - 1] for x in LOCAL_LOSS_LAYERS], targets)
         return l_gs, l_lf
 

@@ -155,7 +155,7 @@ def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: i
     opt = torch.optim.Adam([image], lr=0.01)
     log = []
     for step in range(steps):
-        l_gs, l_lf = losses(Transfer(bound(image), content, style, 1))
+        l_gs, l_lf = losses(Transfer(bound(image), content, style, 1, 1))
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
         opt.zero_grad()
         loss.backward()
