@@ -240,8 +240,10 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
     return cfg
 
 
-#: Config keys that change what a run keeps, not what it computes: left out of its hash.
-UNHASHED_KEYS = ('keep_checkpoints',)
+#: Config keys that change what a run keeps or how fast it computes, not what it computes: left
+#: out of its hash (``compile``, like the thread count, may move the last bits of a float; the
+#: run records both).
+UNHASHED_KEYS = ('keep_checkpoints', 'compile')
 
 
 def config_hash(cfg: Config) -> str:

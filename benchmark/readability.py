@@ -19,7 +19,8 @@ Where the truth is known (vp_synth renders every frame's person mask and nearnes
   frame reaches in window ``w``. The nearness map scores 1, every constant frame 0; flat
   windows of the map (where a constant is as good as the map) weigh nothing.
 - ``readability_colour``: how much colour is left: the mean chroma (max minus min of R, G, B)
-  of the anonymized frames as a share of the raw frames' mean chroma: raw 1, grey 0.
+  of the anonymized frames as a share of the raw frames' mean chroma: raw 1, grey 0, above 1
+  where a method adds colour.
 
 Where it is not (real video), against what detectors find on the raw frames:
 

@@ -54,8 +54,9 @@ def test_smoke_run_of_every_method(method, work_root, capsys, request):
                 'time_total_s', 'time_setup_s'):
         assert key in m, key
     assert 0 <= m['action_top1'] <= 1 and 0 <= m['privacy_cmap'] <= 1
-    for key in ('readability_outline', 'readability_depth', 'readability_colour'):  # truth-based
+    for key in ('readability_outline', 'readability_depth'):  # truth-based, in [0, 1]
         assert 0 <= m[key] <= 1, key
+    assert m['readability_colour'] >= 0  # a share of raw's chroma: above 1 if colour is added
     assert 'readability_person' not in m  # the detector measures are for data without truth
     if method in ('raw', 'depth'):  # the input frames keep all their colour; depth frames none
         assert m['readability_colour'] == (1.0 if method == 'raw' else 0.0)

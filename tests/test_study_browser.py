@@ -50,6 +50,8 @@ def _stop(server: subprocess.Popen) -> None:
 
 def test_a_participant_answers_every_clip_in_chromium_across_a_reload_and_a_restart(tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
     uri, _ = _mlflow_run(tmp_path, 'raw')
     _mlflow_run(tmp_path, 'depth')
     db, port = tmp_path / 'study.db', _free_port()
@@ -77,7 +79,10 @@ def test_a_participant_answers_every_clip_in_chromium_across_a_reload_and_a_rest
             action = labels.clip(clip_id).action
             driver.find_element(By.CSS_SELECTOR, f'input[name="answer"][value="{action}"]').click()
             driver.find_element(By.CSS_SELECTOR, 'input[name="rating"][value="5"]').click()
+            old_page = driver.find_element(By.TAG_NAME, 'html')
             driver.find_element(By.ID, 'submit').click()
+            # the next page replaces this one: wait for it before reading it
+            WebDriverWait(driver, 20).until(expected_conditions.staleness_of(old_page))
             answered.append(clip_id)
         assert 'All 4 clips are answered' in driver.page_source
         assert sorted(answered) == sorted(labels.clip_ids())  # each clip once, none twice
