@@ -33,7 +33,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import checkpoints, tracking
+from benchmark import checkpoints, console, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
@@ -41,6 +41,7 @@ from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-export
 from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
+from benchmark.runner import BenchRunner
 from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
@@ -339,9 +340,10 @@ class Protocol:
         hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri, run_id=run_id,
                           interval=max(1, self.cfg.log_interval // 2)))
         hooks.append(dict(type='RandomStateHook'))
+        hooks.append(dict(type='ProgressHook', label=stage))
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
-        return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
+        return BenchRunner(work_dir=str(stage_dir), custom_hooks=hooks,
                       randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
                       env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
                       log_level=self.cfg.log_level, resume=resume is not None,
@@ -427,7 +429,7 @@ class Protocol:
                                  crop_size=self.cfg.clip.crop_size, device=self.device, log=self.log)
             seconds += record['seconds']
             if record['seconds']:
-                self.log(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
+                console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
                          f'{record["frames"]} frames in {record["seconds"]:.0f} s')
             sources[split] = dict(type='AnonymizedSource', folder=str(folder),
                                   source=_source_cfg(self.eval_data, split, self.needs))
@@ -546,7 +548,7 @@ class Protocol:
                 result_path = self.run_dir / stage / RESULT_FILE
                 result = _read_json(result_path)
                 if result is None:
-                    self.log(f'[{stage}] {self.cfg.method} on {self._stage_data(stage)} '
+                    console.current().detail(f'[{stage}] {self.cfg.method} on {self._stage_data(stage)} '
                              f'({self.cfg.profile} profile, seed {self.cfg.seed})')
                     result = self._fit() if stage == 'fit' else self._target(stage)
                     if stage == 'fit':
@@ -561,12 +563,15 @@ class Protocol:
                 if not self.cfg.get('keep_checkpoints', False):  # spent once the stage has its result
                     freed = checkpoints.prune(self.run_dir / stage)
                     if freed:
-                        self.log(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
+                        console.current().detail(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
                                  f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except ProtocolError as err:  # stopped for a stated reason (a collapsed fit): not a result
             self.client.set_tag(parent, tracking.TAG + 'failure', _first_line(err))
+            for stage in STAGES:  # the log that shows why
+                if not (self.run_dir / stage / RESULT_FILE).exists():
+                    self._log_engine_logs(stage)
             self._terminate('FAILED')
             raise
         except BaseException:
@@ -600,7 +605,14 @@ class Protocol:
         else:
             self.client.log_artifact(self.state['runs']['parent'],
                                      str(self._predictions_file(stage)), 'predictions')
+        self._log_engine_logs(stage)
         self.client.set_terminated(run_id, status='FINISHED')
+
+    def _log_engine_logs(self, stage: str) -> None:
+        """MMEngine's full log of the stage (one file per attempt, in the run folder; the console
+        shows only the progress bars) as the parent run's ``logs/<stage>/`` artifacts."""
+        for log_file in sorted((self.run_dir / stage).glob('*/*.log')):
+            self.client.log_artifact(self.state['runs']['parent'], str(log_file), f'logs/{stage}')
 
     def _finish(self, results: dict, elapsed: float) -> dict:
         parent = self.state['runs']['parent']
