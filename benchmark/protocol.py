@@ -426,7 +426,7 @@ class Protocol:
             folder = self.run_dir / 'anonymized' / f'{self.eval_data["name"]}_{split}'
             record = materialize(self.sources[self.eval_data['name'], split], anonymizer, folder,
                                  resize_short=self.cfg.clip.resize_short,
-                                 crop_size=self.cfg.clip.crop_size, device=self.device, log=self.log)
+                                 crop_size=self.cfg.clip.crop_size, device=self.device)
             seconds += record['seconds']
             if record['seconds']:
                 console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
