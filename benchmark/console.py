@@ -174,17 +174,17 @@ class Console:
         if self.verbose:
             self.print(text)
 
-    def warn(self, text: str) -> None:
-        """A warning as one line, once per process."""
-        line = text.strip().splitlines()[0] if text.strip() else text
+    def warn(self, text: str, kind: str = 'warning') -> None:
+        """A warning (or an error, ``kind='error'``) as one line on stderr, once per process."""
+        line = f'{kind}: ' + (text.strip().splitlines()[0] if text.strip() else text)
         if line in self._warned:
             return
         self._warned.add(line)
-        if self._progress is not None:
-            self._progress.console.print(f'warning: {line}', markup=False, highlight=False,
-                                         soft_wrap=True, style='yellow')
+        if self._progress is not None:  # above the bar (rich sends it to the terminal)
+            self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True,
+                                         style='yellow')
         else:
-            print(f'warning: {line}', file=sys.stderr, flush=True)
+            print(line, file=sys.stderr, flush=True)
 
     @contextlib.contextmanager
     def progress(self, label: str, total: int, unit: str = 'it', done: int = 0,

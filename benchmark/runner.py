@@ -28,8 +28,7 @@ class _ConsoleHandler(logging.Handler):
         message = record.getMessage()
         if record.levelno < logging.ERROR and any(m in message for m in _MEANINGLESS):
             return
-        console.current().warn(message if record.levelno < logging.ERROR
-                               else f'{record.levelname.lower()}: {message}')
+        console.current().warn(message, 'warning' if record.levelno < logging.ERROR else 'error')
 
 
 class BenchRunner(Runner):
@@ -47,23 +46,20 @@ class BenchRunner(Runner):
         return logger
 
     def train(self):
-        try:
-            return super().train()
-        except BaseException:
-            self._close_bars(failed=True)
-            raise
+        return self._closing_bars(super().train)
 
     def test(self):
-        try:
-            return super().test()
-        except BaseException:
-            self._close_bars(failed=True)
-            raise
+        return self._closing_bars(super().test)
 
-    def _close_bars(self, failed: bool) -> None:
-        for hook in self.hooks:
-            if isinstance(hook, ProgressHook):
-                hook.close(failed)
+    def _closing_bars(self, step):
+        """Run ``step``; if it stops early, each open bar is left as a line saying where."""
+        try:
+            return step()
+        except BaseException:
+            for hook in self.hooks:
+                if isinstance(hook, ProgressHook):
+                    hook.close(failed=True)
+            raise
 
 
 def _shown_losses(outputs: dict | None):
