@@ -61,20 +61,37 @@ def bench_run(where: str, profile: str, method: str, scratch: Path) -> dict:
     return record
 
 
-def ls_methods(repeats: int) -> dict:
+def timed(cmd: list[str], repeats: int, code: Path = REPO) -> dict:
+    """Median wall and CPU seconds (user + system) of ``cmd`` run from checkout ``code``."""
     walls, cpus = [], []
+    env = {**os.environ, 'PYTHONPATH': str(code)}
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        subprocess.run([sys.executable, '-m', 'benchmark.cli', 'ls', 'methods'], cwd=REPO,
-                       check=True, capture_output=True)
+        subprocess.run(cmd, cwd=code, check=True, capture_output=True, env=env)
         walls.append(round(time.perf_counter() - start, 3))
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append(round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 3))
-    record = dict(wall_s=walls, cpu_s=cpus, median_wall_s=sorted(walls)[len(walls) // 2],
-                  median_cpu_s=sorted(cpus)[len(cpus) // 2], limit_s=1.0)
+    return dict(wall_s=walls, cpu_s=cpus, median_wall_s=sorted(walls)[len(walls) // 2],
+                median_cpu_s=sorted(cpus)[len(cpus) // 2])
+
+
+def ls_methods(repeats: int, compare: Path | None) -> dict:
+    """`bench ls methods`, beside an empty Python start (what the machine's load costs any
+    command) and, with ``compare``, the same command from another checkout."""
+    ls = [sys.executable, '-m', 'benchmark.cli', 'ls', 'methods']
+    record = dict(timed(ls, repeats), limit_s=1.0,
+                  python_start=timed([sys.executable, '-c', 'pass'], repeats))
     print(f'ls methods: median {record["median_wall_s"]:.2f} s wall, {record["median_cpu_s"]:.2f} s '
-          f'CPU over {repeats} runs (limit 1 s)', flush=True)
+          f'CPU over {repeats} runs (limit 1 s); an empty Python start: '
+          f'{record["python_start"]["median_wall_s"]:.2f} s wall, '
+          f'{record["python_start"]["median_cpu_s"]:.2f} s CPU', flush=True)
+    if compare:
+        commit, dirty = git_state(compare)
+        record['compared'] = dict(timed(ls, repeats, compare), checkout=str(compare), commit=commit,
+                                  dirty=dirty)
+        print(f'ls methods from {compare}: median {record["compared"]["median_wall_s"]:.2f} s wall, '
+              f'{record["compared"]["median_cpu_s"]:.2f} s CPU', flush=True)
     return record
 
 
@@ -85,25 +102,25 @@ def main() -> None:
     parser.add_argument('--only', choices=('terminal', 'pipe', 'ls'), action='append',
                         help='measure only these (repeatable; default: all three)')
     parser.add_argument('--ls-repeats', type=int, default=5)
+    parser.add_argument('--compare-ls', type=Path, metavar='CHECKOUT',
+                        help='also time `bench ls methods` from this checkout (e.g. one before #23)')
     parser.add_argument('--out', default=str(REPO / 'results' / 'console_bench.json'))
     args = parser.parse_args()
     todo = args.only or ['terminal', 'pipe', 'ls']
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.is_file() else {}
     commit, dirty = git_state(REPO)
-    key = f'{args.method}_{args.profile}'
-    entry = record.get(key, {})
-    entry.update(commit=commit, dirty=dirty, date=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-                 host=platform.node(), cpus=os.cpu_count(), load_average=os.getloadavg(),
-                 niceness=os.nice(0))
+    machine = dict(commit=commit, dirty=dirty, date=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+                   host=platform.node(), cpus=os.cpu_count(), niceness=os.nice(0))
     with tempfile.TemporaryDirectory(prefix='bench_console_') as scratch:
         for where in ('terminal', 'pipe'):
-            if where in todo:
-                entry[where] = bench_run(where, args.profile, args.method, Path(scratch))
-    record[key] = entry
+            if where in todo:  # each run keeps the machine's state it ran in
+                record[f'{args.method}_{args.profile}_{where}'] = dict(
+                    bench_run(where, args.profile, args.method, Path(scratch)), **machine,
+                    load_average=os.getloadavg())
     if 'ls' in todo:
-        record['ls_methods'] = dict(ls_methods(args.ls_repeats), commit=commit, dirty=dirty,
-                                    load_average=os.getloadavg(), niceness=os.nice(0))
+        record['ls_methods'] = dict(ls_methods(args.ls_repeats, args.compare_ls), **machine,
+                                    load_average=os.getloadavg())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + '\n')
     print(f'wrote {out}')
