@@ -344,13 +344,14 @@ class Protocol:
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
         return BenchRunner(work_dir=str(stage_dir), custom_hooks=hooks,
-                      randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
-                      env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
-                      log_level=self.cfg.log_level, resume=resume is not None,
-                      load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
-                      experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
-                                      f'_{int(time.time() * 1e6) % 1_000_000}',
-                      **kwargs)
+                           randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
+                           env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
+                           log_level=self.cfg.log_level, resume=resume is not None,
+                           load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
+                           experiment_name=f'{self.cfg.method}_{stage}_'
+                                           f'{time.strftime("%Y%m%d_%H%M%S")}'
+                                           f'_{int(time.time() * 1e6) % 1_000_000}',
+                           **kwargs)
 
     def _optim_type(self) -> dict:
         if self.amp:
@@ -429,8 +430,9 @@ class Protocol:
                                  crop_size=self.cfg.clip.crop_size, device=self.device)
             seconds += record['seconds']
             if record['seconds']:
-                console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
-                         f'{record["frames"]} frames in {record["seconds"]:.0f} s')
+                console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} '
+                                         f'videos, {record["frames"]} frames in '
+                                         f'{record["seconds"]:.0f} s')
             sources[split] = dict(type='AnonymizedSource', folder=str(folder),
                                   source=_source_cfg(self.eval_data, split, self.needs))
         return sources, seconds
@@ -548,8 +550,9 @@ class Protocol:
                 result_path = self.run_dir / stage / RESULT_FILE
                 result = _read_json(result_path)
                 if result is None:
-                    console.current().detail(f'[{stage}] {self.cfg.method} on {self._stage_data(stage)} '
-                             f'({self.cfg.profile} profile, seed {self.cfg.seed})')
+                    console.current().detail(f'[{stage}] {self.cfg.method} on '
+                                             f'{self._stage_data(stage)} ({self.cfg.profile} '
+                                             f'profile, seed {self.cfg.seed})')
                     result = self._fit() if stage == 'fit' else self._target(stage)
                     if stage == 'fit':
                         self._samples()
@@ -563,8 +566,9 @@ class Protocol:
                 if not self.cfg.get('keep_checkpoints', False):  # spent once the stage has its result
                     freed = checkpoints.prune(self.run_dir / stage)
                     if freed:
-                        console.current().detail(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
-                                 f'keep_checkpoints=True keeps them)')
+                        console.current().detail(
+                            f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
+                            f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except ProtocolError as err:  # stopped for a stated reason (a collapsed fit): not a result
