@@ -28,6 +28,7 @@ class RegionBlur(Anonymizer):
         name (str): Row name in Table 1. Defaults to ``'StrongBlur'``.
     """
 
+    table_name = '{name}'  # filled in by __init__ (and by `bench ls`, unbuilt)
     needs = ('mask',)
     per_frame = True  # frame by frame, 2D only
 
@@ -37,7 +38,7 @@ class RegionBlur(Anonymizer):
         Bound(float, 0).check('dilate', dilate)
         self.sigma = sigma
         self.dilate = dilate
-        self.table_name = name
+        self.table_name = type(self).table_name.format(name=name)
 
     def forward(self, clips: torch.Tensor, aux=None) -> torch.Tensor:
         n, _, t, h, _ = clips.shape

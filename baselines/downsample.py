@@ -26,6 +26,7 @@ class Downsample(Anonymizer):
             ``'nearest'``. Defaults to ``'bilinear'``.
     """
 
+    table_name = 'Downsample-{factor}x'  # filled in by __init__ (and by `bench ls`, unbuilt)
     privacy_learning = False
     per_frame = True  # frame by frame, 2D only
 
@@ -36,7 +37,7 @@ class Downsample(Anonymizer):
             raise ConfigError(f"upsample={upsample!r}: it must be 'bilinear' or 'nearest'")
         self.factor = factor
         self.upsample = upsample
-        self.table_name = f'Downsample-{factor}x'
+        self.table_name = type(self).table_name.format(factor=factor)
 
     def forward(self, clips: torch.Tensor, aux=None) -> torch.Tensor:
         n, _, t, h, w = clips.shape

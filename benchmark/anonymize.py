@@ -128,6 +128,7 @@ class _FrameSink:
         self.video = path.suffix.lower() in VIDEO_SUFFIXES
         self.container = self.stream = None
         self.count = 0
+        self.frame_size = None  # (H, W) of the frames written
         folder = path.parent if self.video else path
         if not self.video:
             try:
@@ -161,6 +162,7 @@ class _FrameSink:
                 self._open(*frame.shape[:2])
             for packet in self.stream.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')):
                 self.container.mux(packet)
+        self.frame_size = frame.shape[:2]
         self.count += 1
 
     def close(self) -> None:
@@ -213,8 +215,9 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
         fps (float): Output frame rate for a folder of frames (videos keep theirs). Defaults to 25.
 
     Returns:
-        dict: ``frames`` written, ``fps``, ``output`` path and ``size``, the working size
-        (``'SxS'``), or None where frames kept their own size.
+        dict: ``frames`` written, ``fps``, ``output`` path, ``frame_size`` (``'WxH'``, the
+        frames' own) and ``size``, the working size (``'SxS'``), or None where frames kept their
+        own size.
     """
     check_paths(input_path, output_path)
     needs = tuple(getattr(anonymizer, 'needs', ()))
@@ -246,5 +249,6 @@ def anonymize_video(anonymizer: Anonymizer, input_path: str | Path, output_path:
         sink.close()
     if sink.count == 0:
         raise ValueError(f'{input_path} gave no frames')
-    return dict(frames=sink.count, fps=sink.fps, output=str(output_path),
+    h, w = sink.frame_size
+    return dict(frames=sink.count, fps=sink.fps, output=str(output_path), frame_size=f'{w}x{h}',
                 size=f'{work[1]}x{work[0]}' if work else None)

@@ -161,6 +161,7 @@ def cmd_run(args) -> int:
     from benchmark import distributed
     distributed.init(args.launcher, args.device)
     uri = _store_for_writing(args)
+    from benchmark import console
     from benchmark.config import resolve_config
     from benchmark.protocol import Protocol
     work_root = Path(args.work_dir)
@@ -170,29 +171,46 @@ def cmd_run(args) -> int:
     configs = [resolve_config(args.method, args.dataset, args.profile,
                               train_dataset=args.train_dataset, options=options, seed=seed)
                for seed in seeds]  # every seed's config first: a bad option fails before any run
-    for cfg in configs:
-        seed = cfg.seed
-        protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp, launcher=args.launcher)
-        collapsed += _run_one(protocol, f'seed {seed}', args.fresh)
-    if distributed.rank():  # process 0 prints the run
+    out = console.Console(console.mode_for(args.verbose))
+    with console.use(out):
+        for cfg in configs:
+            if not distributed.rank():  # process 0 prints the run
+                _header(cfg, work_root, uri, ui_hint, args.device)
+            protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp,
+                                launcher=args.launcher)
+            result = _run_one(protocol, f'seed {cfg.seed}', args.fresh)
+            if result is None:
+                collapsed += 1
+            elif result:  # empty on the processes of a distributed run other than 0
+                _print_result(cfg, result)
+    if distributed.rank():
         return 2 if collapsed else 0
-    print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
-          f'`{ui_hint.replace("bench ui", "bench report")}`')
+    if out.verbose:  # quiet, the header said it: the result block stays the last thing printed
+        print(f'\nruns are in {uri}: browse them with `{ui_hint}`, tabulate them with '
+              f'`{ui_hint.replace("bench ui", "bench report")}`')
     return 2 if collapsed else 0
 
 
-def _run_one(protocol, label: str, fresh: bool = False) -> int:
-    """Run and print one protocol run; 1 if its fit collapsed (recorded as FAILED, and the
-    other seeds and variants still run), else 0."""
+def _header(cfg, work_root: Path, uri: str, ui_hint: str, device: str) -> None:
+    """What runs and where it is recorded, before anything else of the run is printed."""
+    from benchmark.protocol import method_name, run_folder
+    train = f' (anonymizer fitted on {cfg.fit_dataset["name"]})' if cfg.fit_dataset else ''
+    print(f'bench run: {method_name(cfg)} on {cfg.dataset.name}{train}, {cfg.profile} profile, '
+          f'seed {cfg.seed}, {device}')
+    print(f'  recorded in {uri} (`{ui_hint}`)')
+    print(f'  run folder  {run_folder(work_root, cfg)} (full log: <stage>/<date>/<date>.log)',
+          flush=True)
+
+
+def _run_one(protocol, label: str, fresh: bool = False) -> dict | None:
+    """Run one protocol run and return its result; None if its fit collapsed (recorded as
+    FAILED, said on stderr; the other seeds and variants still run)."""
     from benchmark.errors import FitCollapsed
     try:
-        result = protocol.run(fresh=fresh)
+        return protocol.run(fresh=fresh)
     except FitCollapsed as err:
         print(f'bench: {label}: {err}', file=sys.stderr)
-        return 1
-    if result:  # empty on the processes of a distributed run other than 0
-        _print_result(protocol.cfg, result)
-    return 0
+        return None
 
 
 def _ui_hint(args) -> str:
@@ -230,8 +248,9 @@ def _variant_name(point: dict) -> str:
 def cmd_sweep(args) -> int:
     _select_device(args.device)
     uri = _store_for_writing(args)
+    from benchmark import console
     from benchmark.config import resolve_config
-    from benchmark.protocol import Protocol
+    from benchmark.protocol import Protocol, method_name
     seeds = _seeds(args)
     work_root = Path(args.work_dir)
     base = _data_options(args)
@@ -240,10 +259,50 @@ def cmd_sweep(args) -> int:
                               train_dataset=args.train_dataset, options={**base, **point},
                               seed=seed, variant=_variant_name(point))
                for point in points for seed in seeds]  # resolve all first: fail early
-    print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs')
-    collapsed = sum(_run_one(Protocol(cfg, work_root, uri, device=args.device, amp=args.amp),
-                             f'{cfg.variant} seed {cfg.seed}') for cfg in configs)
+    ui_hint = _ui_hint(args)
+    print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs of '
+          f'{args.method} on {args.dataset}, {args.profile} profile, {args.device}')
+    print(f'  recorded in {uri} (`{ui_hint}`; `{ui_hint.replace("bench ui", "bench report")}` '
+          f'tabulates them)', flush=True)
+    mode = console.mode_for(args.verbose)
+    out = console.Console(mode, keep_bars=mode == 'verbose')  # quiet: a line per run, not per stage
+    collapsed = 0
+    with console.use(out), out.progress('sweep', len(configs), 'runs', keep=True) as overall:
+        for k, cfg in enumerate(configs, 1):
+            label = f'{method_name(cfg)} seed {cfg.seed}'
+            if out.verbose:
+                result = _run_one(Protocol(cfg, work_root, uri, device=args.device, amp=args.amp),
+                                  f'{cfg.variant} seed {cfg.seed}')
+                if result is not None:
+                    _print_result(cfg, result)
+            else:
+                out.prefix = f'[{k}/{len(configs)}] '
+                overall.update(0, note=f'running {label}')
+                result, failure = _sweep_point(cfg, work_root, uri, args)
+                out.prefix = ''
+                out.print(f'[{k}/{len(configs)}] {label}  ' + (
+                    f'failed  {failure}' if result is None else _point_figures(result)))
+            collapsed += result is None
+            overall.update(note='')
     return 2 if collapsed else 0
+
+
+def _sweep_point(cfg, work_root: Path, uri: str, args) -> tuple[dict | None, str]:
+    """One run of a sweep: its result, or None and why its fit collapsed."""
+    from benchmark.errors import FitCollapsed
+    from benchmark.protocol import Protocol
+    protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
+    try:
+        return protocol.run(), ''
+    except FitCollapsed as err:
+        return None, str(err)
+
+
+def _point_figures(result: dict) -> str:
+    """A finished sweep run in one line: its headline metrics and time."""
+    m = result['metrics']
+    return (f'done    top-1 {100 * m["action_top1"]:.1f} %  cMAP {100 * m["privacy_cmap"]:.1f} %  '
+            f'F1 {m["privacy_f1_macro"]:.3f}  ({m["time_total_s"]:.0f} s)')
 
 
 def _print_result(cfg, result: dict) -> None:
@@ -269,25 +328,13 @@ def _print_result(cfg, result: dict) -> None:
 
 def cmd_ls(args) -> int:
     from benchmark.config import available_datasets, available_methods, available_profiles
-    if args.what == 'methods':
-        from mmengine.config import Config
-        from benchmark.anonymizer import build_anonymizer
-        from benchmark.config import CONFIG_DIR
-        from benchmark.registry import ANONYMIZERS, import_all
-        import_all()
-        used = set()
+    if args.what == 'methods':  # read from the files: no anonymizer built, no torch imported
+        from benchmark.catalog import methods, unused_anonymizers
         print(f'{"method":16} {"anonymizer":22} {"Table 1 row":14} {"learns":7} needs')
-        for name in available_methods():
-            cfg = Config.fromfile(str(CONFIG_DIR / 'methods' / f'{name}.py'))
-            cls = ANONYMIZERS.get(cfg.anonymizer['type'])
-            used.add(cfg.anonymizer['type'])
-            try:
-                table = build_anonymizer(cfg.anonymizer.to_dict()).table_name
-            except Exception:  # a learning method whose weights are not here: the class name will do
-                table = cls.table_name
-            print(f'{name:16} {cfg.anonymizer["type"]:22} {table:14} '
-                  f'{"yes" if cls.learns else "no":7} {", ".join(cls.needs) or "-"}')
-        unused = sorted(set(ANONYMIZERS.module_dict) - used)
+        for m in methods():
+            print(f'{m.name:16} {m.anonymizer:22} {m.table_name:14} '
+                  f'{"yes" if m.learns else "no":7} {", ".join(m.needs) or "-"}')
+        unused = unused_anonymizers()
         if unused:
             print(f'registered anonymizers without a method config: {", ".join(unused)}')
     elif args.what == 'datasets':
@@ -442,18 +489,23 @@ def cmd_anonymize(args) -> int:
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     uri = _store_for_reading(args) if args.run else None
     _select_device(args.device)
+    import time
     from raprivacy import anonymize_video, load_anonymizer
+    from benchmark import console
     from benchmark.errors import InputError, first_line
+    start = time.monotonic()
     try:
         check_paths(args.input, args.output)  # before anything is loaded or written
-        anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run, tracking_uri=uri,
-                                     device=args.device)
-        out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
+        with console.use(console.Console(console.mode_for(args.verbose))):
+            anonymizer = load_anonymizer(checkpoint=args.checkpoint, run_id=args.run,
+                                         tracking_uri=uri, device=args.device)
+            out = anonymize_video(anonymizer, args.input, args.output, device=args.device)
     except ValueError as err:  # input the tool cannot use, e.g. a video PyAV cannot decode
         raise InputError(first_line(err)) from None
-    at = (f'anonymized at {out["size"]}, the size its anonymizer was fitted at, and resized back'
-          if out['size'] else 'at the video\'s own size')
-    print(f'wrote {out["output"]}: {out["frames"]} frames {at}')
+    seconds = time.monotonic() - start
+    at = (f', worked at {out["size"]} (its fitted size) and resized back' if out['size'] else '')
+    print(f'anonymized {out["frames"]} frames ({out["frame_size"]}, {out["fps"]:g} fps) in '
+          f'{seconds:.1f} s{at}: {out["output"]}')
     return 0
 
 
@@ -469,6 +521,13 @@ def _common_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument('--data-root', help='root of a real dataset (vp_ucf101, vp_hmdb51)')
     p.add_argument('--train-data-root', help='root of the --train-dataset, when it is a real one')
     p.add_argument('--style-root', help='folder of style images (e.g. SBU Kinect depth frames)')
+
+
+def _verbose_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument('-v', '--verbose', action='store_true',
+                   help="MMEngine's whole log on the console (environment, config, every logged "
+                        "iteration) instead of one progress bar per stage; it is always in the run "
+                        "folder and the MLflow run")
 
 
 def _many_seeds_arg(p: argparse.ArgumentParser) -> None:
@@ -503,6 +562,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='pytorch: one of several processes started by torchrun (benchmark/distributed.py)')
     p.add_argument('--fresh', action='store_true',
                    help='discard the run folder of this (method, dataset, profile, seed) first')
+    _verbose_arg(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser('sweep', help='run a method over a grid of config values (ablations)',
@@ -515,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
+    _verbose_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser('ls', help='list methods, datasets or profiles', epilog=EXAMPLES['ls'],
@@ -560,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--checkpoint', help='anonymizer.pth of a bench run (anonymizer.json beside it)')
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
+    _verbose_arg(p)
     p.set_defaults(func=cmd_anonymize)
 
     p = sub.add_parser('study', help='the human readability study page, and its results',

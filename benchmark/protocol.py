@@ -37,7 +37,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from benchmark import checkpoints, distributed, target_pretrain, tracking
+from benchmark import checkpoints, console, distributed, target_pretrain, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
 from benchmark.data import load_anonymizer_state
@@ -45,6 +45,7 @@ from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-export
 from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
+from benchmark.runner import BenchRunner
 from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
@@ -352,6 +353,7 @@ class Protocol:
             hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri,
                               run_id=self._child_run(stage), interval=max(1, self.cfg.log_interval // 2)))
         hooks.append(dict(type='RandomStateHook'))
+        hooks.append(dict(type='ProgressHook', label=stage))
         options = {}  # what MMEngine's Runner reads from its cfg alone
         if self.cfg.get('compile') and stage != 'fit':
             options['compile'] = self.cfg.compile
@@ -360,15 +362,16 @@ class Protocol:
             options['model_wrapper_cfg'] = dict(type='GradientAveraging')  # benchmark/distributed.py
         stage_dir = self.run_dir / stage
         resume = checkpoints.resume_checkpoint(stage_dir) if stage_dir.is_dir() else None
-        return Runner(work_dir=str(stage_dir), custom_hooks=hooks,
-                      randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
-                      env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
-                      log_level=self.cfg.log_level, resume=resume is not None,
-                      load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
-                      experiment_name=f'{self.cfg.method}_{stage}_{time.strftime("%Y%m%d_%H%M%S")}'
-                                      f'_{int(time.time() * 1e6) % 1_000_000}',
-                      cfg=options or None,
-                      **kwargs)
+        return BenchRunner(work_dir=str(stage_dir), custom_hooks=hooks,
+                           randomness=dict(seed=self.cfg.seed, diff_rank_seed=False),
+                           env_cfg=self.cfg.env_cfg.to_dict(), default_scope='benchmark',
+                           log_level=self.cfg.log_level, resume=resume is not None,
+                           load_from=f'{checkpoints.SCHEME}{resume}' if resume else None,
+                           experiment_name=f'{self.cfg.method}_{stage}_'
+                                           f'{time.strftime("%Y%m%d_%H%M%S")}'
+                                           f'_{int(time.time() * 1e6) % 1_000_000}',
+                           cfg=options or None,
+                           **kwargs)
 
     def _optim_type(self) -> dict:
         if self.amp:
@@ -450,11 +453,12 @@ class Protocol:
                 continue
             record = materialize(self.sources[self.eval_data['name'], split], anonymizer, folder,
                                  resize_short=self.cfg.clip.resize_short,
-                                 crop_size=self.cfg.clip.crop_size, device=self.device, log=self.log)
+                                 crop_size=self.cfg.clip.crop_size, device=self.device)
             seconds += record['seconds']
             if record['seconds']:
-                self.log(f'[anonymize once] {folder.name}: {record["videos"]} videos, '
-                         f'{record["frames"]} frames in {record["seconds"]:.0f} s')
+                console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} '
+                                         f'videos, {record["frames"]} frames in '
+                                         f'{record["seconds"]:.0f} s')
         distributed.barrier()
         return sources, seconds
 
@@ -521,8 +525,8 @@ class Protocol:
         (``benchmark.target_pretrain``); its hash is a tag of the run, its training time a metric."""
         if not self.main:
             distributed.barrier()  # process 0 trains it once, the others load it
-            return target_pretrain.pretrained_backbone(self.cfg, log=self.log)
-        init = target_pretrain.pretrained_backbone(self.cfg, log=self.log)
+            return target_pretrain.pretrained_backbone(self.cfg)
+        init = target_pretrain.pretrained_backbone(self.cfg)
         distributed.barrier()
         parent = self.state['runs']['parent']
         self.client.set_tag(parent, tracking.TAG + 'action_init', init['sha256'][:16])
@@ -631,8 +635,9 @@ class Protocol:
                 result_path = self.run_dir / stage / RESULT_FILE
                 result = _read_json(result_path)
                 if result is None:
-                    self.log(f'[{stage}] {self.cfg.method} on {self._stage_data(stage)} '
-                             f'({self.cfg.profile} profile, seed {self.cfg.seed})')
+                    console.current().detail(f'[{stage}] {self.cfg.method} on '
+                                             f'{self._stage_data(stage)} ({self.cfg.profile} '
+                                             f'profile, seed {self.cfg.seed})')
                     result = self._fit() if stage == 'fit' else self._target(stage)
                     if stage == 'fit':
                         self._samples()
@@ -648,12 +653,16 @@ class Protocol:
                 if not self.cfg.get('keep_checkpoints', False):  # spent once the stage has its result
                     freed = checkpoints.prune(self.run_dir / stage)
                     if freed:
-                        self.log(f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
-                                 f'keep_checkpoints=True keeps them)')
+                        console.current().detail(
+                            f'[{stage}] deleted its training checkpoints ({freed / 1e6:.0f} MB; '
+                            f'keep_checkpoints=True keeps them)')
                 results[stage] = result
             return self._finish(results, time.time() - total_start)
         except ProtocolError as err:  # stopped for a stated reason (a collapsed fit): not a result
             self.client.set_tag(parent, tracking.TAG + 'failure', _first_line(err))
+            for stage in STAGES:  # the log that shows why
+                if not (self.run_dir / stage / RESULT_FILE).exists():
+                    self._log_engine_logs(stage)
             self._terminate('FAILED')
             raise
         except BaseException:
@@ -687,7 +696,14 @@ class Protocol:
         else:
             self.client.log_artifact(self.state['runs']['parent'],
                                      str(self._predictions_file(stage)), 'predictions')
+        self._log_engine_logs(stage)
         self.client.set_terminated(run_id, status='FINISHED')
+
+    def _log_engine_logs(self, stage: str) -> None:
+        """MMEngine's full log of the stage (one file per attempt, in the run folder; the console
+        shows only the progress bars) as the parent run's ``logs/<stage>/`` artifacts."""
+        for log_file in sorted((self.run_dir / stage).glob('*/*.log')):
+            self.client.log_artifact(self.state['runs']['parent'], str(log_file), f'logs/{stage}')
 
     def _finish(self, results: dict, elapsed: float) -> dict:
         parent = self.state['runs']['parent']

@@ -28,7 +28,8 @@ TRANSFORMS = _child('transform', mmaction_registry.TRANSFORMS, ['benchmark.datas
 DATA_SAMPLERS = _child('data sampler', mmaction_registry.DATA_SAMPLERS, [])
 METRICS = _child('metric', mmaction_registry.METRICS, ['benchmark.metrics'])
 EVALUATOR = _child('evaluator', mmaction_registry.EVALUATOR, [])
-HOOKS = _child('hook', mmaction_registry.HOOKS, ['benchmark.tracking', 'benchmark.checkpoints', 'benchmark.amp'])
+HOOKS = _child('hook', mmaction_registry.HOOKS, ['benchmark.tracking', 'benchmark.checkpoints', 'benchmark.amp',
+                                                'benchmark.runner', 'benchmark.target_pretrain'])
 LOOPS = _child('loop', mmaction_registry.LOOPS, [])
 OPTIMIZERS = _child('optimizer', mmaction_registry.OPTIMIZERS, [])
 OPTIM_WRAPPERS = _child('optim_wrapper', mmaction_registry.OPTIM_WRAPPERS, [])

@@ -33,7 +33,6 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 from mmengine.hooks import Hook
@@ -91,7 +90,7 @@ def wanted(cfg) -> bool:
     return kind != 'none'
 
 
-def pretrained_backbone(cfg, log: Callable[[str], None] = print) -> dict:
+def pretrained_backbone(cfg) -> dict:
     """Path, SHA-256 and training record of the backbone ``cfg.target_pretrain`` names.
 
     ``target_pretrain.type`` is ``'checkpoint'`` (``target_pretrain.checkpoint``, a user's
@@ -118,9 +117,11 @@ def pretrained_backbone(cfg, log: Callable[[str], None] = print) -> dict:
             trained, seconds = False, 0.0
             if not path.is_file():
                 start = time.time()
-                log(f'[target pretrain] training the action backbone once on '
-                    f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; cached at {path}')
-                record = train_backbone(spec, log)
+                from benchmark import console
+                console.current().detail(f'[target pretrain] training the action backbone once on '
+                                         f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; '
+                                         f'cached at {path}')
+                record = train_backbone(spec)
                 tmp = path.with_suffix(f'.tmp{os.getpid()}')
                 torch.save(record, tmp)
                 tmp.replace(path)
@@ -153,7 +154,7 @@ def _quiet_init(model) -> None:
         logger.setLevel(level)
 
 
-def train_backbone(spec: dict, log: Callable[[str], None] = print) -> dict:
+def train_backbone(spec: dict) -> dict:
     """Train the action model on the pretraining corpus; return its backbone and how it ended."""
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import OptimWrapper
@@ -187,23 +188,26 @@ def train_backbone(spec: dict, log: Callable[[str], None] = print) -> dict:
     epochs = int(sched['max_epochs'])
     total, warmup = epochs * len(loader), int(sched.get('warmup_epochs', 1)) * len(loader)
     it, start, chance = 0, time.time(), math.log(len(source.classes))
-    for epoch in range(epochs):
-        losses, right, seen = [], 0, 0
-        for batch in loader:
-            for group in optimizer.param_groups:
-                group['lr'] = float(sched['lr']) * _lr_factor(it, warmup, total)
-            data = model.data_preprocessor(batch, training=True)
-            logits = model.cls_head(model.backbone(data['inputs'].flatten(0, 1)))
-            labels = torch.cat([s.gt_labels.item for s in data['data_samples']]).long()
-            loss = torch.nn.functional.cross_entropy(logits, labels)
-            wrapper.update_params(loss)
-            losses.append(loss.item())
-            right += int((logits.argmax(-1) == labels).sum())
-            seen += len(labels)
-            it += 1
-        mean = sum(losses) / len(losses)
-        log(f'[target pretrain] epoch {epoch + 1}/{epochs}: loss {mean:.3f}, '
-            f'train top-1 {right / seen:.3f} ({time.time() - start:.0f} s)')
+    from benchmark import console
+    with console.current().progress('action pretraining', epochs, 'epoch') as bar:
+        for epoch in range(epochs):
+            losses, right, seen = [], 0, 0
+            for batch in loader:
+                for group in optimizer.param_groups:
+                    group['lr'] = float(sched['lr']) * _lr_factor(it, warmup, total)
+                data = model.data_preprocessor(batch, training=True)
+                logits = model.cls_head(model.backbone(data['inputs'].flatten(0, 1)))
+                labels = torch.cat([s.gt_labels.item for s in data['data_samples']]).long()
+                loss = torch.nn.functional.cross_entropy(logits, labels)
+                wrapper.update_params(loss)
+                losses.append(loss.item())
+                right += int((logits.argmax(-1) == labels).sum())
+                seen += len(labels)
+                it += 1
+            mean = sum(losses) / len(losses)
+            bar.update(loss=mean, note=f'train top-1 {right / seen:.2f}')
+            console.current().detail(f'[target pretrain] epoch {epoch + 1}/{epochs}: loss {mean:.3f}, '
+                                     f'train top-1 {right / seen:.3f} ({time.time() - start:.0f} s)')
     if sched.get('check_left_chance', True) and mean > 0.85 * chance:
         raise ProtocolError(f'target pretraining never left chance (final loss {mean:.2f}, chance '
                             f'{chance:.2f}): raise target_pretrain.max_epochs or change its seed')

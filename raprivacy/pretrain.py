@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchmark import console
 from raprivacy.decoder import Decoder
 from raprivacy.encoder import VGG_CONVS, VGGEncoder
 
@@ -106,9 +106,9 @@ def normalise_activations(encoder: VGGEncoder, decoder: Decoder, images: torch.T
     decoder.merge3[0].weight[:, len(a3):].div_(a3.view(1, -1, 1, 1))
 
 
-def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], None] = print
-                      ) -> tuple[dict, dict, float]:
-    """Train encoder and decoder to reconstruct ``frames``; returns their states and the last loss."""
+def train_autoencoder(frames: np.ndarray, settings: dict) -> tuple[dict, dict, float]:
+    """Train encoder and decoder to reconstruct ``frames``; returns their states and the last loss.
+    Its progress (steps, rate, ETA, reconstruction error) is a bar on the current console."""
     gen = torch.Generator().manual_seed(settings['seed'])
     torch.manual_seed(settings['seed'])
     encoder = VGGEncoder(settings['width'])
@@ -131,22 +131,21 @@ def train_autoencoder(frames: np.ndarray, settings: dict, log: Callable[[str], N
     params = list(encoder.parameters()) + list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=settings['lr'])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, settings['steps'])
-    start, loss = time.time(), torch.zeros(())
-    for step in range(settings['steps']):
-        idx = torch.randint(0, len(data), (settings['batch'],), generator=gen)
-        x = data[idx].float().div_(255.0)
-        flip = torch.rand(len(x), generator=gen) < 0.5
-        x[flip] = x[flip].flip(-1)
-        x = upscale(x)
-        feats = encoder(x)
-        loss = F.mse_loss(decoder(*feats[2:], size=x.shape[-2:]), x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 100 == 0 or step == settings['steps'] - 1:
-            log(f'[raprivacy] encoder pretraining step {step + 1}/{settings["steps"]}: '
-                f'reconstruction mse {loss.item():.4f} ({time.time() - start:.0f} s)')
+    loss = torch.zeros(())
+    with console.current().progress('encoder pretraining', settings['steps'], 'step') as bar:
+        for _ in range(settings['steps']):
+            idx = torch.randint(0, len(data), (settings['batch'],), generator=gen)
+            x = data[idx].float().div_(255.0)
+            flip = torch.rand(len(x), generator=gen) < 0.5
+            x[flip] = x[flip].flip(-1)
+            x = upscale(x)
+            feats = encoder(x)
+            loss = F.mse_loss(decoder(*feats[2:], size=x.shape[-2:]), x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(loss={'reconstruction mse': loss.item()})
     calibration = upscale(data[torch.randperm(len(data), generator=gen)[:256]].float().div_(255.0))
     normalise_activations(encoder, decoder, calibration)
     return encoder.state_dict(), decoder.state_dict(), float(loss.item())
@@ -182,7 +181,7 @@ def pretrained_encoder(width: float, frames: Callable[[int, int, int], np.ndarra
     if callable(frames):
         frames = frames(settings['num_frames'], settings['size'], settings['seed'])
     log(f'[raprivacy] training the {data_key} VGG-19-layout encoder (width {width:g}); cached at {path}')
-    enc, dec, mse = train_autoencoder(np.asarray(frames), settings, log)
+    enc, dec, mse = train_autoencoder(np.asarray(frames), settings)
     record = dict(encoder=enc, decoder=dec, settings=settings, final_mse=mse, path=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f'.tmp{os.getpid()}')

@@ -169,8 +169,9 @@ def landed(folder: Path) -> dict:
 
 
 def resumed_from(log: Path) -> list[str]:
+    # MMEngine's line on a verbose console (and on checkouts before issue #23); the bar's otherwise
     return [line.split('mmengine - INFO - ')[-1] for line in log.read_text(errors='replace').splitlines()
-            if 'resumed epoch:' in line]
+            if 'resumed epoch:' in line or 'resumed from its checkpoint at' in line]
 
 
 def reference(method: str, work: Path, options: list[str], label: str) -> dict:

@@ -38,7 +38,7 @@ def _smoke_cfg(**pretrain):
 
 def test_the_backbone_is_trained_once_then_read_from_the_cache(monkeypatch):
     cfg = _smoke_cfg(seed=11)
-    first = pretrained_backbone(cfg, log=lambda *a: None)
+    first = pretrained_backbone(cfg)
     assert first['trained'] and first['seconds'] > 0
     digest = hashlib.sha256(open(first['path'], 'rb').read()).hexdigest()
     assert first['sha256'] == digest
@@ -46,17 +46,17 @@ def test_the_backbone_is_trained_once_then_read_from_the_cache(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError('trained twice')
     monkeypatch.setattr(target_pretrain, 'train_backbone', refuse)
-    again = pretrained_backbone(cfg, log=lambda *a: None)
+    again = pretrained_backbone(cfg)
     assert not again['trained'] and again['path'] == first['path'] and again['sha256'] == digest
     # another schedule is another backbone
     with pytest.raises(AssertionError, match='trained twice'):
-        pretrained_backbone(_smoke_cfg(seed=12), log=lambda *a: None)
+        pretrained_backbone(_smoke_cfg(seed=12))
 
 
 def test_a_pretraining_that_never_leaves_chance_is_refused():
     cfg = _smoke_cfg(seed=13, check_left_chance=True)  # one epoch of 5 iterations: still at chance
     with pytest.raises(ProtocolError, match='never left chance'):
-        pretrained_backbone(cfg, log=lambda *a: None)
+        pretrained_backbone(cfg)
 
 
 def test_bad_type_and_missing_checkpoint_are_one_line_errors(tmp_path):
@@ -118,7 +118,7 @@ def test_a_run_starts_its_action_model_from_the_pretrained_backbone(tmp_path, mo
         loaded.append((self.checkpoint, runner.model.backbone.conv1.conv.weight.detach().clone()))
     monkeypatch.setattr(PretrainedBackboneHook, 'before_train', spy)
     assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 0
-    init = pretrained_backbone(_smoke_cfg(), log=lambda *a: None)
+    init = pretrained_backbone(_smoke_cfg())
     assert len(loaded) == 1 and loaded[0][0] == init['path']
     state = torch.load(init['path'], weights_only=True)['backbone']
     assert torch.equal(loaded[0][1], state['conv1.conv.weight'])

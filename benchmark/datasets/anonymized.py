@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark import console
 from benchmark.datasets.clips import resize_short_side
 from benchmark.registry import DATASETS
 
@@ -38,8 +39,8 @@ def video_path(folder: Path, i: int) -> Path:
 
 @torch.no_grad()
 def materialize(source, anonymizer, folder: str | Path, resize_short: int | None = None,
-                crop_size: int = 0, device: str | torch.device = 'cpu', max_frames: int = 128,
-                log=print) -> dict:
+                crop_size: int = 0, device: str | torch.device = 'cpu', max_frames: int = 128
+                ) -> dict:
     """Write ``anonymizer``'s output for every video of ``source`` under ``folder``.
 
     Args:
@@ -51,7 +52,6 @@ def materialize(source, anonymizer, folder: str | Path, resize_short: int | None
         device: Where the anonymizer runs. Defaults to ``'cpu'``.
         max_frames (int): Frames per anonymizer call; whole videos of the same shape are grouped
             up to this many. Defaults to 128.
-        log (callable): Progress printer. Defaults to print.
 
     Returns:
         dict: ``videos``, ``frames`` and ``seconds`` (0 when everything was already there).
@@ -65,7 +65,7 @@ def materialize(source, anonymizer, folder: str | Path, resize_short: int | None
         return json.loads(done.read_text())
     folder.mkdir(parents=True, exist_ok=True)
     aux_names = tuple(source.aux_channels)
-    start, frames_done, last_log = time.time(), 0, time.time()
+    start, frames_done = time.time(), 0
     todo = [i for i in range(len(source)) if not video_path(folder, i).is_file()]
     group: list[tuple[int, torch.Tensor]] = []
 
@@ -85,19 +85,17 @@ def materialize(source, anonymizer, folder: str | Path, resize_short: int | None
             frames_done += len(video)
         group.clear()
 
-    for n, i in enumerate(todo):
-        frames = np.asarray(source.read(i, np.arange(source.num_frames(i))))
-        clip = resize_short_side(torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2),
-                                 resize_short, crop_size)
-        if group and (clip.shape != group[0][1].shape
-                      or (len(group) + 1) * clip.shape[1] > max_frames):
-            flush()
-        group.append((i, clip))
-        if time.time() - last_log > 30:
-            log(f'[anonymize once] {folder.name}: {n}/{len(todo)} videos '
-                f'({time.time() - start:.0f} s)')
-            last_log = time.time()
-    flush()
+    with console.current().progress(f'anonymize {folder.name}', len(todo), 'videos') as bar:
+        for i in todo:
+            frames = np.asarray(source.read(i, np.arange(source.num_frames(i))))
+            clip = resize_short_side(torch.from_numpy(np.ascontiguousarray(frames)).permute(3, 0, 1, 2),
+                                     resize_short, crop_size)
+            if group and (clip.shape != group[0][1].shape
+                          or (len(group) + 1) * clip.shape[1] > max_frames):
+                flush()
+            group.append((i, clip))
+            bar.update()
+        flush()
     record = dict(videos=len(source), frames=frames_done, seconds=time.time() - start)
     done.write_text(json.dumps(record))
     return record

@@ -24,7 +24,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -35,6 +34,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from benchmark import console
 from benchmark.datasets.clips import PRIVACY_ATTRIBUTES
 from benchmark.datasets.synth_render import (ACTIONS, RENDER_SIZE, apply_weave, render_clip,
                                              style_frame)
@@ -260,21 +260,6 @@ def _remove(folder: Path) -> None:
 # ---------------------------------------------------------------------------- generation
 
 
-class _Progress:
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.start, self.last = label, total, time.time(), 0.0
-
-    def __call__(self, done: int) -> None:
-        now = time.time()
-        if done < self.total and now - self.last < 2.0:
-            return
-        self.last = now
-        elapsed = now - self.start
-        eta = elapsed / max(done, 1) * (self.total - done)
-        print(f'\r{self.label}: {done}/{self.total} videos, {elapsed:.1f} s, ETA {eta:.1f} s',
-              end='\n' if done >= self.total else '', file=sys.stderr, flush=True)
-
-
 _JOB: dict = {}
 
 
@@ -302,19 +287,16 @@ def _generate_split(folder: Path, job: dict, label: str, workers: int) -> None:
     _JOB.clear()
     _JOB.update(job, path=path)
     chunks = [(s, min(s + 8, n)) for s in range(0, n, 8)]
-    progress = _Progress(label, n)
-    done = 0
     try:
-        if workers > 1:
-            # Forked workers inherit the job; each writes its own videos into the memmap.
-            with multiprocessing.get_context('fork').Pool(workers) as pool:
-                for count in pool.imap_unordered(_render_range, chunks):
-                    done += count
-                    progress(done)
-        else:
-            for chunk in chunks:
-                done += _render_range(chunk)
-                progress(done)
+        with console.current().progress(label, n, 'videos') as bar:
+            if workers > 1:
+                # Forked workers inherit the job; each writes its own videos into the memmap.
+                with multiprocessing.get_context('fork').Pool(workers) as pool:
+                    for count in pool.imap_unordered(_render_range, chunks):
+                        bar.update(count)
+            else:
+                for chunk in chunks:
+                    bar.update(_render_range(chunk))
     finally:
         _JOB.clear()
 
@@ -384,7 +366,7 @@ class VPSynthSource:
             job = dict(actions=actions, privacy=privacy, seed=settings['seed'],
                        domain=settings['domain'], split=settings['split'],
                        num_frames=settings['num_frames'], size=settings['size'])
-            _generate_split(folder, job, f'generating {self.name} {self.split}', _workers())
+            _generate_split(folder, job, f'data {self.name} {self.split}', _workers())
         return build
 
     def __getstate__(self) -> dict:

@@ -43,7 +43,7 @@ class ToySource:
 
 def test_stored_videos_are_the_anonymizer_output_and_keep_labels(tmp_path):
     src, anon = ToySource(), RegionBlur(sigma=2.0).eval()
-    record = materialize(src, anon, tmp_path, log=lambda m: None)
+    record = materialize(src, anon, tmp_path)
     assert record['videos'] == 3 and record['frames'] == 15
     out = AnonymizedSource(src, str(tmp_path))
     assert out.aux_channels == () and len(out) == 3 and out.classes == src.classes
@@ -57,11 +57,11 @@ def test_stored_videos_are_the_anonymizer_output_and_keep_labels(tmp_path):
 
 def test_an_interrupted_pass_resumes_with_the_videos_already_written(tmp_path):
     src = ToySource()
-    materialize(src, Downsample(2), tmp_path, log=lambda m: None)
+    materialize(src, Downsample(2), tmp_path)
     (tmp_path / COMPLETE).unlink()
     video_path(tmp_path, 1).unlink()  # as if killed after video 0
     kept = video_path(tmp_path, 0).stat().st_mtime_ns
-    record = materialize(src, Downsample(2), tmp_path, log=lambda m: None)
+    record = materialize(src, Downsample(2), tmp_path)
     assert record['frames'] == 4  # only video 1 again
     assert video_path(tmp_path, 0).stat().st_mtime_ns == kept
     assert json.loads((tmp_path / COMPLETE).read_text()) == record
@@ -81,7 +81,7 @@ def test_reading_before_the_pass_or_a_clip_mixing_anonymizer_is_refused(tmp_path
 def test_clips_from_stored_videos_match_the_per_batch_path(tmp_path):
     src = ToySource(shapes=((8, 20, 20), (8, 20, 20)))
     anon = Downsample(2)
-    materialize(src, anon, tmp_path, resize_short=16, crop_size=16, log=lambda m: None)
+    materialize(src, anon, tmp_path, resize_short=16, crop_size=16)
     kw = dict(test_mode=True, clip_len=4, frame_interval=1, crop_size=16, resize_short=16,
               num_clips=2, num_crops=1)
     stored = ClipDataset(AnonymizedSource(src, str(tmp_path)), **kw)

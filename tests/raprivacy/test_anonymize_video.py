@@ -1,5 +1,6 @@
 """``load_anonymizer`` and ``anonymize_video`` (the engine of ``bench anonymize``) on real files."""
 import json
+import re
 
 import av
 import cv2
@@ -60,6 +61,7 @@ def test_video_file_round_trip_streams_windows(tmp_path):
     assert frames[0].shape == (40, 48, 3)  # back at the video's size
     assert calls == [(1, 3, 4, 32, 32)] * 3  # windows of clip_len at the fitted crop size
     assert info['size'] == '32x32'  # a learning anonymizer works at its size, and says it
+    assert info['frame_size'] == '48x40'
     # the loaded anonymizer is the fitted one
     clips = torch.rand(1, 3, 4, 32, 32)
     assert torch.allclose(anon(clips), fitted(clips))
@@ -161,3 +163,19 @@ def test_an_output_folder_it_cannot_write_is_named_before_decoding(tmp_path, mon
     with pytest.raises(InputError, match=f'output folder {tmp_path} is not writable'):
         anonymize_video(anon, tmp_path / 'in.mp4', tmp_path / 'out.mp4')
     assert not (tmp_path / 'missing').exists() and not (tmp_path / 'out.mp4').exists()
+
+
+def test_bench_anonymize_ends_with_one_readable_line(tmp_path, capsys):
+    from benchmark.cli import main
+    cfg = tiny_anonymizer_cfg()
+    cfg['style_set'] = dict(cfg['style_set'], images=cfg['style_set']['images'].tolist())
+    save_fitted(tmp_path / 'run', cfg)
+    write_video(tmp_path / 'in.mp4', frames=10)
+    assert main(['anonymize', '--checkpoint', str(tmp_path / 'run'), str(tmp_path / 'in.mp4'),
+                 str(tmp_path / 'out.mp4')]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ''
+    lines = captured.out.splitlines()
+    assert len(lines) == 1 and re.fullmatch(
+        r'anonymized 10 frames \(48x40, 10 fps\) in \d+\.\d s, worked at 32x32 \(its fitted size\) '
+        r'and resized back: ' + re.escape(str(tmp_path / 'out.mp4')), lines[0]), lines

@@ -1,0 +1,133 @@
+"""The MMEngine Runner of every protocol stage, and the progress bar it shows.
+
+MMEngine logs everything (environment, config, hook order, every iteration) to its log file
+in the stage's folder (``<run folder>/<stage>/<date>/<date>.log``) and, by default, to the
+console too. Unless the console is verbose (``bench -v``, ``benchmark/console.py``), the
+``BenchRunner`` keeps that log in the file only and sends its warnings and errors to the console
+as one line each; the stage's progress is the ``ProgressHook``'s bar.
+"""
+from __future__ import annotations
+
+import logging
+
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
+
+from benchmark import console
+from benchmark.registry import HOOKS
+
+#: MMEngine warnings about its own API (``"FileClient" will be deprecated``): nothing a user
+#: of the suite can act on; they stay in the log file.
+_MEANINGLESS = ('will be deprecated', 'is deprecated')
+
+
+class _ConsoleHandler(logging.Handler):
+    """MMEngine's warnings and errors as one console line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno < logging.ERROR and any(m in message for m in _MEANINGLESS):
+            return
+        console.current().warn(message, 'warning' if record.levelno < logging.ERROR else 'error')
+
+
+class BenchRunner(Runner):
+    """MMEngine's Runner, quiet on the console unless it is verbose; any stage bar is closed
+    when training or testing stops early."""
+
+    def build_logger(self, log_level='INFO', log_file=None, **kwargs):
+        logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+        if not console.current().verbose:
+            for handler in list(logger.handlers):
+                if type(handler) is logging.StreamHandler:  # the console one; FileHandler stays
+                    logger.removeHandler(handler)
+            handler = _ConsoleHandler(level=logging.WARNING)
+            logger.addHandler(handler)
+        return logger
+
+    def train(self):
+        return self._closing_bars(super().train)
+
+    def test(self):
+        return self._closing_bars(super().test)
+
+    def _closing_bars(self, step):
+        """Run ``step``; if it stops early, each open bar is left as a line saying where."""
+        try:
+            return step()
+        except BaseException:
+            for hook in self.hooks:
+                if isinstance(hook, ProgressHook):
+                    hook.close(failed=True)
+            raise
+
+
+def _shown_losses(outputs: dict | None):
+    """The loss a bar shows: ``loss`` when the model logs one; else its named losses
+    (``loss_action_branch`` shown as ``action``), at most three."""
+    if not outputs:
+        return None
+    if 'loss' in outputs:
+        return _number(outputs['loss'])
+    named = {k: v for k, v in outputs.items() if 'loss' in k and not k.startswith('warmup_')}
+    named = named or {k: v for k, v in outputs.items() if 'loss' in k}
+    short = {k.replace('warmup_', '').replace('loss_', '').replace('_branch', ''): _number(v)
+             for k, v in list(named.items())[:3]}
+    return short or None
+
+
+def _number(value) -> float:
+    return float(value.detach()) if hasattr(value, 'detach') else float(value)
+
+
+@HOOKS.register_module()
+class ProgressHook(Hook):
+    """One bar for a stage's training (iterations, with the epoch and the loss) and one for
+    its test; nothing when the console is verbose (MMEngine's LoggerHook prints then).
+
+    Args:
+        label (str): The stage, e.g. ``'action'``.
+    """
+
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+
+    def before_train(self, runner) -> None:
+        out = console.current()
+        if out.verbose:
+            return
+        loop = runner.train_loop
+        if runner.iter:
+            out.print(f'{self.label}: resumed from its checkpoint at iteration {runner.iter}'
+                      + (f', epoch {runner.epoch}' if hasattr(loop, 'max_epochs') else ''))
+        self.bar = out.open_bar(self.label, loop.max_iters, 'it', done=runner.iter)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.bar is None:
+            return
+        loop = runner.train_loop
+        note = f'epoch {runner.epoch + 1}/{loop.max_epochs}' if hasattr(loop, 'max_epochs') else None
+        self.bar.update(done=runner.iter + 1, loss=_shown_losses(outputs), note=note)
+
+    def after_train(self, runner) -> None:
+        self.close()
+
+    def before_test(self, runner) -> None:
+        out = console.current()
+        if not out.verbose:
+            self.bar = out.open_bar(f'{self.label} test', len(runner.test_dataloader), 'batch')
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        if self.bar is not None:
+            self.bar.update()
+
+    def after_test(self, runner) -> None:
+        self.close()
+
+    def close(self, failed: bool = False) -> None:
+        if self.bar is not None:
+            self.bar.close(failed=failed)
+            self.bar = None
