@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from mmengine.hooks import Hook
 
+from benchmark.datasets.annotations import sha256_of
 from benchmark.errors import ProtocolError
 from benchmark.registry import DATASETS, HOOKS, MODELS
 
@@ -47,14 +48,6 @@ PRETRAIN_SPLIT = 'pretrain'
 
 def cache_root() -> Path:
     return Path(os.environ.get('BENCH_CACHE') or Path.home() / '.cache' / 'raprivacy-bench').expanduser()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def pretrain_spec(cfg) -> dict:
@@ -106,7 +99,7 @@ def pretrained_backbone(cfg) -> dict:
         if not settings.get('checkpoint') or not path.is_file():
             raise ProtocolError(f'target_pretrain.checkpoint: no file {str(path)!r}; give the path of '
                                 f'a backbone state dict, or set target_pretrain.type=vp_synth')
-        return dict(path=str(path), sha256=_sha256(path), trained=False, seconds=0.0)
+        return dict(path=str(path), sha256=sha256_of(path), trained=False, seconds=0.0)
     spec = pretrain_spec(cfg)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
     path = cache_root() / 'target_pretrain' / f'action-{spec["source"]["type"]}-{key}.pth'
@@ -129,7 +122,7 @@ def pretrained_backbone(cfg) -> dict:
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     meta = torch.load(path, map_location='cpu', weights_only=True)
-    return dict(path=str(path), sha256=_sha256(path), trained=trained, seconds=seconds,
+    return dict(path=str(path), sha256=sha256_of(path), trained=trained, seconds=seconds,
                 final_loss=meta['final_loss'], final_train_top1=meta['final_train_top1'])
 
 
