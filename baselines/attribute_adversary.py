@@ -15,7 +15,6 @@ from abc import abstractmethod
 
 import mmaction.models  # noqa: F401  registers the video backbones (ResNet3d) the branches use
 import torch
-import torch.nn.functional as F
 
 from benchmark.adversarial import AdversarialModel
 from benchmark.anonymizer import build_anonymizer
@@ -124,9 +123,7 @@ class AttributeAdversaryModel(AdversarialModel):
 
     def branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         if name == 'action_branch':
-            logits = self.action_branch(clips)
-            accuracy = (logits.argmax(1) == batch['actions']).float().mean()
-            return F.cross_entropy(logits, batch['actions']), dict(action_acc=accuracy.detach())
+            return self.action_loss(clips, batch['actions'])
         return self.privacy_branch_loss(name, clips, batch)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
@@ -137,10 +134,7 @@ class AttributeAdversaryModel(AdversarialModel):
         if mode == 'tensor':
             return self.anonymizer(clips)
         if mode == 'predict':
-            scores = self.action_branch(self.anonymizer(clips)).softmax(1)
-            for sample, score in zip(data_samples, scores):
-                sample.set_pred_score(score)
-            return data_samples
+            return self.predict_samples(clips, data_samples)
         if mode == 'loss':
             batch = self.fit_batch(dict(inputs=clips[:, None], data_samples=data_samples))
             terms = self.terms(self.output(batch), batch)

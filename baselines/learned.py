@@ -136,9 +136,7 @@ class DegradationModel(AdversarialModel):
 
     def branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         if name == 'action_branch':
-            logits = self.action_branch(clips)
-            accuracy = (logits.argmax(1) == batch['actions']).float().mean()
-            return F.cross_entropy(logits, batch['actions']), dict(action_acc=accuracy.detach())
+            return self.action_loss(clips, batch['actions'])
         return self.privacy_branch_loss(clips, batch)
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):

@@ -46,6 +46,7 @@ from collections import OrderedDict, deque
 from typing import Iterable
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapperDict
 from torch import nn
@@ -340,6 +341,22 @@ class AdversarialModel(BaseModel):
             self.guard.observe(iteration, log.get('saturated'),
                                log.get(self.guard_accuracy) if self.guard_accuracy else None)
         return OrderedDict(log)
+
+    # ---- what the methods share (each has an ``action_branch`` and an ``anonymizer``) -------
+    def action_loss(self, clips: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The action branch's cross-entropy on ``clips``, with its batch accuracy (``action_acc``,
+        the curve the collapse guard reads)."""
+        logits = self.action_branch(clips)
+        accuracy = (logits.argmax(1) == actions).float().mean()
+        return F.cross_entropy(logits, actions), dict(action_acc=accuracy.detach())
+
+    def predict_samples(self, clips: torch.Tensor, data_samples):
+        """``forward``'s ``'predict'`` mode: each sample gets the action branch's scores of its
+        anonymized clip."""
+        scores = self.action_branch(self.anonymizer(clips)).softmax(1)
+        for sample, score in zip(data_samples, scores):
+            sample.set_pred_score(score)
+        return data_samples
 
     # ---- what a method defines ------------------------------------------------------------
     @abstractmethod

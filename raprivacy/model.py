@@ -286,9 +286,7 @@ class RAPrivacyModel(AdversarialModel):
     def branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         """L_act for the action branch (with its batch accuracy), +L_pri for the privacy branch."""
         if name == 'action_branch':
-            logits = self.action_branch(clips)
-            accuracy = (logits.argmax(1) == batch['actions']).float().mean()
-            return F.cross_entropy(logits, batch['actions']), dict(action_acc=accuracy.detach())
+            return self.action_loss(clips, batch['actions'])
         return self.privacy_term(clips, batch), {}
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
@@ -299,10 +297,7 @@ class RAPrivacyModel(AdversarialModel):
         if mode == 'tensor':
             return self.anonymizer(clips)
         if mode == 'predict':
-            scores = self.action_branch(self.anonymizer(clips)).softmax(1)
-            for sample, score in zip(data_samples, scores):
-                sample.set_pred_score(score)
-            return data_samples
+            return self.predict_samples(clips, data_samples)
         if mode == 'loss':
             actions, videos = self.labels(data_samples, clips.device)
             batch = dict(clips=clips, actions=actions, videos=videos,
