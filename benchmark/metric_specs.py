@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 PRIVACY_ATTRIBUTES = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
 
 

@@ -480,8 +480,8 @@ class Protocol:
                 anonymizer=self.cfg.anonymizer.to_dict(),
                 anonymizer_checkpoint=str(self.run_dir / 'fit' / 'anonymizer.pth'))
         hooks = [dict(type='FloatHeadOutputHook')] if self.amp else []  # benchmark/amp.py
-        if stage == 'action' and target_pretrain.wanted(self.cfg):
-            init = self._action_init()
+        if target_pretrain.wanted(self.cfg, stage):
+            init = self._target_init(stage)
             hooks.append(dict(type='PretrainedBackboneHook', checkpoint=init['path']))
         views = self.cfg.clip.num_clips * self.cfg.clip.num_crops
         epochs = sched.max_epochs
@@ -520,19 +520,21 @@ class Protocol:
             metrics['time_anonymize_once_s'] = once_s
         return dict(metrics=metrics)
 
-    def _action_init(self) -> dict:
-        """The pretrained backbone the action model starts from, trained once per machine
-        (``benchmark.target_pretrain``); its hash is a tag of the run, its training time a metric."""
+    def _target_init(self, stage: str) -> dict:
+        """The pretrained backbone the ``stage`` target model starts from, trained once per
+        machine (``benchmark.target_pretrain``); its hash is a tag of the run (``bench.action_init``,
+        ``bench.privacy_init``), its training time a metric of the run that trained it."""
         if not self.main:
             distributed.barrier()  # process 0 trains it once, the others load it
-            return target_pretrain.pretrained_backbone(self.cfg)
-        init = target_pretrain.pretrained_backbone(self.cfg)
+            return target_pretrain.pretrained_backbone(self.cfg, stage)
+        init = target_pretrain.pretrained_backbone(self.cfg, stage)
         distributed.barrier()
         parent = self.state['runs']['parent']
-        self.client.set_tag(parent, tracking.TAG + 'action_init', init['sha256'][:16])
-        self.client.set_tag(parent, tracking.TAG + 'action_init_path', init['path'])
+        self.client.set_tag(parent, tracking.TAG + f'{stage}_init', init['sha256'][:16])
+        self.client.set_tag(parent, tracking.TAG + f'{stage}_init_path', init['path'])
         if init['trained']:  # the run that trained it carries its cost, as setup
-            self.client.log_metric(parent, 'time_target_pretrain_s', init['seconds'])
+            name = 'time_target_pretrain_s' if stage == 'action' else f'time_{stage}_pretrain_s'
+            self.client.log_metric(parent, name, init['seconds'])
         return init
 
     def _predictions_file(self, stage: str) -> Path:

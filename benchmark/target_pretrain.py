@@ -1,26 +1,30 @@
-"""A pretrained start for the target action model, as the paper's target models have one.
+"""Pretrained starts for the target models, as the paper's target models have them.
 
 The paper evaluates every anonymizer with target models that start from pretrained weights
-(its action model was trained on Kinetics before it sees anonymized video). Trained from
-scratch, the cpu profile's narrow 3D ResNet-18 sat at chance until it happened on the motion,
-and when that happened depended on the seed: on blurred or downsampled frames a seed that
-left late, or that memorised the training videos first, ended 30 to 80 top-1 points below its
-neighbours (README, "Stable target models"). So the action stage of every method starts from
-the same backbone, trained once per machine on a corpus the evaluation never sees.
+(its action model was trained on Kinetics, its ViT-S privacy model on ImageNet, before either
+sees anonymized video). Trained from scratch, the cpu profile's narrow 3D ResNet-18s depended on
+the seed: the action model sat at chance until it happened on the motion, so on blurred or
+downsampled frames a seed that left late ended 30 to 80 top-1 points below its neighbours
+(protocol 3); the privacy model found the hardest attribute (nudity, a woven pattern on the
+clothes) within 22 epochs on one raw seed of three, so raw's cMAP read 81.5, 88.4 and 79.8
+(protocol 4). README, "Stable target models". So each target stage of every method starts from
+the same backbone, trained once per machine on a corpus the evaluation never sees: the action
+model's since protocol 4 (config ``target_pretrain``), the privacy model's since protocol 5
+(config ``privacy_pretrain``).
 
-The corpus stands in for Kinetics: VP-Synth's ``pretrain`` split, raw RGB, the same ten
-actions performed by other people in other scenes (its videos are drawn from their own seeds,
-so no evaluation video, person or background is in it). With ``checkpoint`` set, a user's own
-backbone weights are loaded instead (for example a Kinetics-pretrained one on the paper
-profile), strictly: a backbone of another layout is a one-line error.
+The corpus stands in for Kinetics and ImageNet: VP-Synth's ``pretrain`` split, raw RGB, the
+same ten actions performed by other people (with their own attributes) in other scenes (its
+videos are drawn from their own seeds, so no evaluation video, person or background is in it);
+the action backbone learns its action labels, the privacy backbone its five privacy bits. With
+``checkpoint`` set, a user's own backbone weights are loaded instead (for example a
+Kinetics-pretrained one on the paper profile), strictly: a backbone of another layout is a
+one-line error.
 
-The backbone is trained with the protocol's own clip sampling and data path (``ClipDataset``,
+A backbone is trained with the protocol's own clip sampling and data path (``ClipDataset``,
 ``ClipPreprocessor`` without an anonymizer), AdamW, a linear warm-up and cosine decay, then
 cached under ``$BENCH_CACHE/target_pretrain/`` keyed by a hash of everything that defines it;
 parallel runs wait on a file lock for the one that trains it. Only the backbone is kept: the
-classification head starts fresh in every run, as the paper's does for a new label set. The
-privacy model keeps starting from scratch (TeD-SPAD's privacy evaluation trains a fresh
-ResNet-50 without pretraining).
+classification head starts fresh in every run, as the paper's does for a new label set.
 """
 from __future__ import annotations
 
@@ -50,59 +54,75 @@ def cache_root() -> Path:
     return Path(os.environ.get('BENCH_CACHE') or Path.home() / '.cache' / 'raprivacy-bench').expanduser()
 
 
-def pretrain_spec(cfg) -> dict:
-    """Everything that defines the pretrained backbone of ``cfg``'s action model (its cache key).
+# The config section that says where each target stage starts.
+SECTIONS = {'action': 'target_pretrain', 'privacy': 'privacy_pretrain'}
+
+
+def _section(cfg, stage: str) -> dict:
+    if stage not in SECTIONS:
+        raise ValueError(f"stage must be one of {', '.join(SECTIONS)}, got {stage!r}")
+    return dict(cfg.get(SECTIONS[stage]) or {})
+
+
+def pretrain_spec(cfg, stage: str = 'action') -> dict:
+    """Everything that defines the pretrained backbone of ``cfg``'s ``stage`` model (its cache key).
 
     The corpus is VP-Synth's pretrain split with the profile's VP-Synth settings (frame size,
     videos per class, clip sampling), whatever dataset the run evaluates, as Kinetics is one
     corpus for every evaluation dataset; ``target_pretrain.source`` overrides its settings.
     """
     from benchmark.config import resolve_config
-    settings = {k: v for k, v in dict(cfg.target_pretrain).items() if k not in ('type', 'checkpoint')}
+    settings = {k: v for k, v in _section(cfg, stage).items() if k not in ('type', 'checkpoint')}
     corpus = resolve_config('raw', 'vp_synth', cfg.profile)
     source = copy.deepcopy(dict(corpus.dataset.source))
     if settings.get('source'):  # a corpus of its own (a dict merged over the profile's VP-Synth)
         source.update(settings.pop('source'))
     source['split'] = PRETRAIN_SPLIT
-    model = copy.deepcopy(cfg.action_model.to_dict())
+    model = copy.deepcopy((cfg.action_model if stage == 'action' else cfg.privacy_model).to_dict())
     model['cls_head']['num_classes'] = None
-    return dict(recipe=RECIPE_VERSION, source=source,
+    spec = dict(recipe=RECIPE_VERSION, source=source,
                 data_version=str(getattr(DATASETS.get(source['type']), 'data_version', '')),
                 model=model, clip=dict(corpus.clip), frame_interval=int(corpus.dataset.clip.frame_interval),
                 schedule=settings)
+    if stage != 'action':  # the action spec (and its cache key) is as protocol 4 made it
+        spec['target'] = stage
+    return spec
 
 
 TYPES = ('none', 'vp_synth', 'checkpoint')
 
 
-def wanted(cfg) -> bool:
-    """Whether ``cfg``'s action model starts from a pretrained backbone (one-line error on a bad type)."""
-    kind = dict(cfg.get('target_pretrain') or {}).get('type', 'none')
+def wanted(cfg, stage: str = 'action') -> bool:
+    """Whether ``cfg``'s ``stage`` model starts from a pretrained backbone (one-line error on a bad type)."""
+    kind = _section(cfg, stage).get('type', 'none')
     if kind not in TYPES:
-        raise ProtocolError(f"target_pretrain.type must be one of {', '.join(TYPES)}, got {kind!r}")
+        raise ProtocolError(f"{SECTIONS[stage]}.type must be one of {', '.join(TYPES)}, got {kind!r}")
     return kind != 'none'
 
 
-def pretrained_backbone(cfg) -> dict:
-    """Path, SHA-256 and training record of the backbone ``cfg.target_pretrain`` names.
+def pretrained_backbone(cfg, stage: str = 'action') -> dict:
+    """Path, SHA-256 and training record of the backbone ``cfg``'s ``stage`` model starts from.
 
-    ``target_pretrain.type`` is ``'checkpoint'`` (``target_pretrain.checkpoint``, a user's
-    backbone state dict, loaded as is) or ``'vp_synth'``: the backbone is trained here with the
-    schedule beside it (``max_epochs``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``warmup_epochs``, ``seed``, optional ``source`` overrides of the corpus, and
-    ``check_left_chance``: refuse a backbone whose last epoch's loss is still above
-    0.85 ln(classes); default True) and cached.
+    The config section (``target_pretrain`` for the action model, ``privacy_pretrain`` for the
+    privacy model) has ``type`` ``'checkpoint'`` (``checkpoint``, a user's backbone state dict,
+    loaded as is) or ``'vp_synth'``: the backbone is trained here with the schedule beside it
+    (``max_epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``warmup_epochs``, ``seed``,
+    optional ``source`` overrides of the corpus, and ``check_left_chance``: refuse a backbone
+    whose last epoch's loss is still above 0.85 of the loss of guessing, ln(classes) for
+    actions, the mean binary entropy of the attributes' rates for privacy; default True) and
+    cached.
     """
-    settings = dict(cfg.target_pretrain)
+    settings = _section(cfg, stage)
+    section = SECTIONS[stage]
     if settings.get('type') == 'checkpoint':
         path = Path(str(settings.get('checkpoint') or '')).expanduser()
         if not settings.get('checkpoint') or not path.is_file():
-            raise ProtocolError(f'target_pretrain.checkpoint: no file {str(path)!r}; give the path of '
-                                f'a backbone state dict, or set target_pretrain.type=vp_synth')
+            raise ProtocolError(f'{section}.checkpoint: no file {str(path)!r}; give the path of '
+                                f'a backbone state dict, or set {section}.type=vp_synth')
         return dict(path=str(path), sha256=sha256_of(path), trained=False, seconds=0.0)
-    spec = pretrain_spec(cfg)
+    spec = pretrain_spec(cfg, stage)
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    path = cache_root() / 'target_pretrain' / f'action-{spec["source"]["type"]}-{key}.pth'
+    path = cache_root() / 'target_pretrain' / f'{stage}-{spec["source"]["type"]}-{key}.pth'
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix('.lock'), 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits for the one that trains it
@@ -111,7 +131,7 @@ def pretrained_backbone(cfg) -> dict:
             if not path.is_file():
                 start = time.time()
                 from benchmark import console
-                console.current().detail(f'[target pretrain] training the action backbone once on '
+                console.current().detail(f'[target pretrain] training the {stage} backbone once on '
                                          f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; '
                                          f'cached at {path}')
                 record = train_backbone(spec)
@@ -123,7 +143,8 @@ def pretrained_backbone(cfg) -> dict:
             fcntl.flock(lock, fcntl.LOCK_UN)
     meta = torch.load(path, map_location='cpu', weights_only=True)
     return dict(path=str(path), sha256=sha256_of(path), trained=trained, seconds=seconds,
-                final_loss=meta['final_loss'], final_train_top1=meta['final_train_top1'])
+                final_loss=meta['final_loss'],
+                final_train_score=meta.get('final_train_score', meta.get('final_train_top1')))
 
 
 def _lr_factor(it: int, warmup: int, total: int) -> float:
@@ -147,8 +168,19 @@ def _quiet_init(model) -> None:
         logger.setLevel(level)
 
 
+def _chance_loss(source, target: str) -> float:
+    """The loss of guessing without looking: ln(classes) for actions; for the privacy bits the
+    mean over attributes of the binary entropy of their positive rate in the corpus."""
+    if target == 'action':
+        return math.log(len(source.classes))
+    bits = torch.tensor([list(source.privacy(i)) for i in range(len(source))], dtype=torch.float64)
+    rate = bits.mean(0).clamp(1e-6, 1 - 1e-6)
+    return float((-(rate * rate.log() + (1 - rate) * (1 - rate).log())).mean())
+
+
 def train_backbone(spec: dict) -> dict:
-    """Train the action model on the pretraining corpus; return its backbone and how it ended."""
+    """Train the target model of ``spec`` (action by default, or ``spec['target']``) on the
+    pretraining corpus; return its backbone and how it ended."""
     from mmengine.dataset import pseudo_collate
     from mmengine.optim import OptimWrapper
     from mmengine.registry import DefaultScope
@@ -159,7 +191,8 @@ def train_backbone(spec: dict) -> dict:
     torch.manual_seed(seed)
     source = DATASETS.build(spec['source'])
     clip = spec['clip']
-    dataset = ClipDataset(source, target='action', test_mode=False, clip_len=clip['clip_len'],
+    target = spec.get('target', 'action')
+    dataset = ClipDataset(source, target=target, test_mode=False, clip_len=clip['clip_len'],
                           frame_interval=spec['frame_interval'], crop_size=clip['crop_size'],
                           resize_short=clip.get('resize_short'))
     gen = torch.Generator().manual_seed(seed)
@@ -167,7 +200,8 @@ def train_backbone(spec: dict) -> dict:
                                          generator=gen, collate_fn=pseudo_collate, drop_last=True,
                                          num_workers=int(sched.get('num_workers', 0)))
     model_cfg = copy.deepcopy(spec['model'])
-    model_cfg['cls_head']['num_classes'] = len(source.classes)
+    model_cfg['cls_head']['num_classes'] = (len(source.classes) if target == 'action'
+                                            else len(source.attributes))
     model_cfg['data_preprocessor'] = dict(type='ClipPreprocessor', aux_channels=tuple(source.aux_channels))
     scope = (contextlib.nullcontext() if DefaultScope.get_current_instance() is not None
              else DefaultScope.overwrite_default_scope('benchmark'))
@@ -180,9 +214,11 @@ def train_backbone(spec: dict) -> dict:
     wrapper = OptimWrapper(optimizer, clip_grad=dict(max_norm=40, norm_type=2))
     epochs = int(sched['max_epochs'])
     total, warmup = epochs * len(loader), int(sched.get('warmup_epochs', 1)) * len(loader)
-    it, start, chance = 0, time.time(), math.log(len(source.classes))
+    it, start, chance = 0, time.time(), _chance_loss(source, target)
+    # the action model's training top-1; the privacy model's share of bits right at logit 0
+    score = 'top-1' if target == 'action' else 'bit accuracy'
     from benchmark import console
-    with console.current().progress('action pretraining', epochs, 'epoch') as bar:
+    with console.current().progress(f'{target} pretraining', epochs, 'epoch') as bar:
         for epoch in range(epochs):
             losses, right, seen = [], 0, 0
             for batch in loader:
@@ -190,22 +226,30 @@ def train_backbone(spec: dict) -> dict:
                     group['lr'] = float(sched['lr']) * _lr_factor(it, warmup, total)
                 data = model.data_preprocessor(batch, training=True)
                 logits = model.cls_head(model.backbone(data['inputs'].flatten(0, 1)))
-                labels = torch.cat([s.gt_labels.item for s in data['data_samples']]).long()
-                loss = torch.nn.functional.cross_entropy(logits, labels)
+                if target == 'action':
+                    labels = torch.cat([s.gt_labels.item for s in data['data_samples']]).long()
+                    loss = torch.nn.functional.cross_entropy(logits, labels)
+                    hits = logits.argmax(-1) == labels
+                else:
+                    labels = torch.stack([s.gt_labels.item for s in data['data_samples']]).float()
+                    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+                    hits = (logits > 0) == (labels > 0.5)
                 wrapper.update_params(loss)
                 losses.append(loss.item())
-                right += int((logits.argmax(-1) == labels).sum())
-                seen += len(labels)
+                right += int(hits.sum())
+                seen += hits.numel()
                 it += 1
             mean = sum(losses) / len(losses)
-            bar.update(loss=mean, note=f'train top-1 {right / seen:.2f}')
-            console.current().detail(f'[target pretrain] epoch {epoch + 1}/{epochs}: loss {mean:.3f}, '
-                                     f'train top-1 {right / seen:.3f} ({time.time() - start:.0f} s)')
+            bar.update(loss=mean, note=f'train {score} {right / seen:.2f}')
+            console.current().detail(f'[target pretrain] {target} epoch {epoch + 1}/{epochs}: loss '
+                                     f'{mean:.3f}, train {score} {right / seen:.3f} '
+                                     f'({time.time() - start:.0f} s)')
     if sched.get('check_left_chance', True) and mean > 0.85 * chance:
-        raise ProtocolError(f'target pretraining never left chance (final loss {mean:.2f}, chance '
-                            f'{chance:.2f}): raise target_pretrain.max_epochs or change its seed')
+        section = SECTIONS[target]
+        raise ProtocolError(f'{target} pretraining never left chance (final loss {mean:.2f}, chance '
+                            f'{chance:.2f}): raise {section}.max_epochs or change its seed')
     return dict(backbone=model.backbone.state_dict(), final_loss=mean,
-                final_train_top1=right / seen, spec=json.loads(json.dumps(spec, default=str)))
+                final_train_score=right / seen, score=score, spec=json.loads(json.dumps(spec, default=str)))
 
 
 @HOOKS.register_module()
@@ -239,5 +283,5 @@ class PretrainedBackboneHook(Hook):
         try:
             model.backbone.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise ProtocolError(f'{self.checkpoint}: does not fit the action model\'s backbone '
+            raise ProtocolError(f'{self.checkpoint}: does not fit the target model\'s backbone '
                                 f'({str(err).splitlines()[0]}); give a backbone of the same layout') from None

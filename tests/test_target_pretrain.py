@@ -1,4 +1,4 @@
-"""The target action model's pretrained start: its corpus, its cache and how a stage loads it."""
+"""The target models' pretrained starts: their corpus, their cache and how a stage loads them."""
 import hashlib
 from types import SimpleNamespace
 
@@ -108,8 +108,8 @@ def test_a_backbone_of_another_layout_is_refused_by_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_run_starts_its_action_model_from_the_pretrained_backbone(tmp_path, monkeypatch):
-    """The protocol's action stage loads the cached backbone, and the run names it."""
+def test_a_run_starts_its_target_models_from_the_pretrained_backbones(tmp_path, monkeypatch):
+    """The protocol's action and privacy stages load their cached backbones; the run names them."""
     loaded = []
     real = PretrainedBackboneHook.before_train
 
@@ -119,11 +119,63 @@ def test_a_run_starts_its_action_model_from_the_pretrained_backbone(tmp_path, mo
     monkeypatch.setattr(PretrainedBackboneHook, 'before_train', spy)
     assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(tmp_path)]) == 0
     init = pretrained_backbone(_smoke_cfg())
-    assert len(loaded) == 1 and loaded[0][0] == init['path']
-    state = torch.load(init['path'], weights_only=True)['backbone']
-    assert torch.equal(loaded[0][1], state['conv1.conv.weight'])
+    privacy = pretrained_backbone(_smoke_cfg(), 'privacy')
+    # the action stage then the privacy stage, each from its own backbone
+    assert [path for path, _ in loaded] == [init['path'], privacy['path']]
+    for (_, weight), record in zip(loaded, (init, privacy)):
+        state = torch.load(record['path'], weights_only=True)['backbone']
+        assert torch.equal(weight, state['conv1.conv.weight'])
     from mlflow.tracking import MlflowClient
     c = MlflowClient(f'sqlite:///{tmp_path / "mlflow.db"}')
     run = c.search_runs([c.get_experiment_by_name('vp_synth').experiment_id],
                         "tags.`bench.kind` = 'parent'")[0]
     assert run.data.tags['bench.action_init'] == init['sha256'][:16]
+    # the privacy stage starts from its own backbone (protocol 5), named beside it
+    assert run.data.tags['bench.privacy_init'] == privacy['sha256'][:16]
+    assert privacy['path'] != init['path']
+
+
+def _smoke_privacy_cfg(**pretrain):
+    import_all()
+    options = {f'privacy_pretrain.{k}': v for k, v in pretrain.items()}
+    return resolve_config('raw', 'vp_synth', 'smoke', options=options)
+
+
+def test_the_privacy_backbone_is_its_own_file_learnt_on_the_privacy_bits(monkeypatch):
+    cfg = _smoke_privacy_cfg(seed=21)
+    seen = {}
+    real = target_pretrain.train_backbone
+
+    def spy(spec):
+        seen['target'] = spec.get('target')
+        return real(spec)
+    monkeypatch.setattr(target_pretrain, 'train_backbone', spy)
+    privacy = pretrained_backbone(cfg, 'privacy')
+    assert seen['target'] == 'privacy' and privacy['trained']
+    assert '/privacy-VPSynthSource-' in privacy['path']
+    state = torch.load(privacy['path'], weights_only=True)
+    assert state['score'] == 'bit accuracy' and 0 <= state['final_train_score'] <= 1
+    # the privacy model's head (5 bits) is not kept, only its backbone
+    assert not any(k.startswith('cls_head') for k in state['backbone'])
+    # the action backbone's key is the one protocol 4 cached: no target in its spec
+    assert 'target' not in target_pretrain.pretrain_spec(cfg, 'action')
+    assert pretrained_backbone(cfg, 'action')['path'] != privacy['path']
+
+
+def test_the_privacy_loss_of_guessing_is_the_mean_binary_entropy_of_the_rates():
+    bits = [(1, 0, 1, 0, 0), (1, 0, 0, 0, 0), (1, 1, 0, 0, 0), (1, 1, 1, 0, 0)]
+    fake = type('Src', (), {'classes': list(range(10)), 'privacy': lambda self, i: bits[i],
+                            '__len__': lambda self: len(bits)})()
+    # rates 1, 0.5, 0.5, 0, 0: entropy 0, ln2, ln2, 0, 0 -> mean 2 ln2 / 5
+    assert target_pretrain._chance_loss(fake, 'privacy') == pytest.approx(2 * np.log(2) / 5, abs=1e-5)
+    assert target_pretrain._chance_loss(fake, 'action') == pytest.approx(np.log(10))
+
+
+def test_privacy_pretrain_errors_name_their_section(tmp_path):
+    with pytest.raises(ProtocolError, match='privacy_pretrain.type must be one of'):
+        target_pretrain.wanted(_smoke_privacy_cfg(type='imagenet'), 'privacy')
+    cfg = _smoke_privacy_cfg(type='checkpoint', checkpoint=str(tmp_path / 'r.pth'))
+    with pytest.raises(ProtocolError, match=r"privacy_pretrain.checkpoint: no file .*r\.pth"):
+        pretrained_backbone(cfg, 'privacy')
+    with pytest.raises(ProtocolError, match='privacy pretraining never left chance'):
+        pretrained_backbone(_smoke_privacy_cfg(seed=23, check_left_chance=True), 'privacy')

@@ -24,6 +24,9 @@ keep_checkpoints = False
 # beside it (max_epochs, batch_size, lr, weight_decay, warmup_epochs, seed) and caches it;
 # 'checkpoint' loads a user's backbone state dict from `checkpoint`. Profiles set it.
 target_pretrain = dict(type='none', checkpoint=None)
+# Where the target privacy model starts: the same choices, its backbone trained on the pretrain
+# split's five privacy bits (binary cross-entropy).
+privacy_pretrain = dict(type='none', checkpoint=None)
 # torch.compile the target models' train_step (MMEngine's Runner `compile`): True, or
 # torch.compile's keyword arguments. RAPrivacy's fit has its own switch (fit.model.compile).
 compile = False

@@ -7,3 +7,5 @@ sample_videos = 2
 # exercises the pretrained start in seconds (numbers mean nothing)
 target_pretrain = dict(type='vp_synth', max_epochs=1, batch_size=8, lr=2e-3, weight_decay=0.05, warmup_epochs=0,
                        seed=0, check_left_chance=False)
+privacy_pretrain = dict(type='vp_synth', max_epochs=1, batch_size=8, lr=2e-3, weight_decay=0.05, warmup_epochs=0,
+                        seed=0, check_left_chance=False)
