@@ -109,8 +109,8 @@ class SPActModel(DegradationModel):
         temperature (float): NT-Xent temperature. Defaults to 0.1.
         views (dict, optional): ``clip_views`` settings, ``min_scale`` and ``flip``. Defaults to
             ``dict(min_scale=0.6, flip=True)``.
-        **kwargs: ``DegradationModel``'s (``reconstruction_iters``, ``reconstruction_loss``,
-            ``dropout``) and ``AdversarialModel``'s (``loss_weights`` of ``reconstruction``,
+        **kwargs: ``baselines.learned.DegradationModel``'s (``reconstruction_iters``,
+            ``reconstruction_loss``, ``dropout``) and ``AdversarialModel``'s (``loss_weights`` of ``reconstruction``,
             ``action`` and ``privacy``, ``warmup_iters``, ``ramp_iters``, ``guard``, ...).
     """
 
@@ -131,5 +131,5 @@ class SPActModel(DegradationModel):
         emb1, emb2 = self.privacy_branch(torch.cat(clip_views(clips, **self.views))).chunk(2)
         return ntxent_loss(emb1, emb2, batch['videos'], self.temperature)
 
-    def privacy_branch_loss(self, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    def privacy_branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         return self.privacy_term('privacy', clips, batch), {}

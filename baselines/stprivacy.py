@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.attribute_adversary import AttributeAdversaryModel, frame_backbone
+from baselines.learned import AttributeAdversaryModel, frame_backbone
 from benchmark.adversarial import clamp_inward
 from benchmark.anonymizer import Anonymizer
 from benchmark.registry import ANONYMIZERS, MODELS

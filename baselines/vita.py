@@ -175,8 +175,8 @@ class VITAModel(DegradationModel):
         budget_backbones (list of dict, optional): One per-frame backbone per budget model.
             Defaults to ResNet-50, -34, -18 and -18 at 48 base channels (M = 4).
         budget_target (str): ``'ones'`` (VITA's) or ``'uniform'``. Defaults to ``'ones'``.
-        **kwargs: ``DegradationModel``'s (``reconstruction_iters``, ``reconstruction_loss``,
-            ``dropout``) and ``AdversarialModel``'s (``loss_weights`` of ``reconstruction``,
+        **kwargs: ``baselines.learned.DegradationModel``'s (``reconstruction_iters``,
+            ``reconstruction_loss``, ``dropout``) and ``AdversarialModel``'s (``loss_weights`` of ``reconstruction``,
             ``action`` and ``budget``, ``warmup_iters``, ``restart``, ``guard``, ...).
     """
 
@@ -191,7 +191,8 @@ class VITAModel(DegradationModel):
         if budget_target not in BUDGET_TARGETS:
             raise ValueError(f"fit.model.budget_target must be 'ones' or 'uniform', got {budget_target!r}")
         kwargs.setdefault('reconstruction_loss', 'mse')
-        super().__init__(anonymizer, num_classes, 'budget_branch', action_backbone, **kwargs)
+        super().__init__(anonymizer, num_classes, 'budget_branch', action_backbone,
+                         num_attributes=num_attributes, **kwargs)
         backbones = budget_backbones or [frame_backbone(50), frame_backbone(34), frame_backbone(18),
                                          frame_backbone(18, 48)]
         self.budget_branch = BudgetEnsemble(list(backbones), num_attributes)
@@ -201,7 +202,7 @@ class VITAModel(DegradationModel):
         """The worst case over the ensemble (``worst_case_budget_loss``) on clip-level logits."""
         return worst_case_budget_loss(self.budget_branch(clips).mean(2), self.budget_target)[0]
 
-    def privacy_branch_loss(self, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
+    def privacy_branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         """Each model's binary cross-entropy toward the true labels, frame by frame, averaged
         over the models; logs the ensemble's mean accuracy per attribute at probability 0.5."""
         logits = self.budget_branch(clips)  # (M, N, T', A)

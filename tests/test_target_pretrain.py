@@ -30,9 +30,9 @@ def test_pretrain_split_holds_other_videos_of_the_same_actions():
                 assert not np.array_equal(first(pretrain, j), first(other, i))
 
 
-def _smoke_cfg(**pretrain):
+def _smoke_cfg(section='target_pretrain', **pretrain):
     import_all()
-    options = {f'target_pretrain.{k}': v for k, v in pretrain.items()}
+    options = {f'{section}.{k}': v for k, v in pretrain.items()}
     return resolve_config('raw', 'vp_synth', 'smoke', options=options)
 
 
@@ -136,9 +136,7 @@ def test_a_run_starts_its_target_models_from_the_pretrained_backbones(tmp_path, 
 
 
 def _smoke_privacy_cfg(**pretrain):
-    import_all()
-    options = {f'privacy_pretrain.{k}': v for k, v in pretrain.items()}
-    return resolve_config('raw', 'vp_synth', 'smoke', options=options)
+    return _smoke_cfg('privacy_pretrain', **pretrain)
 
 
 def test_the_privacy_backbone_is_its_own_file_learnt_on_the_privacy_bits(monkeypatch):

@@ -90,7 +90,7 @@ def test_anonymizer_gradient_is_the_one_weighted_term_with_its_sign(cfg, term, s
     # differ from it in the last digits
     with frozen(model.action_branch, getattr(model, PRIVACY[cfg['type']])):
         batch, out = replay(model, data, 3)
-        want = grads_of(sign * 0.7 * model.terms(out, batch)[term], model.anonymizer)
+        want = grads_of(sign * 0.7 * model.terms(dict(clips=out), batch)[term], model.anonymizer)
     assert steps[0][0] == 'anonymizer'
     assert_same(steps[0][1], want, 'anonymizer.')
 
@@ -173,7 +173,7 @@ def test_vita_budget_term_reads_the_worst_model_of_each_clip():
     clip_logits = model.budget_branch(out).mean(2)
     want = torch.stack([F.binary_cross_entropy_with_logits(m, torch.ones_like(m), reduction='none').mean(1)
                         for m in clip_logits]).max(0).values.mean()
-    assert torch.allclose(model.terms(out, batch)['budget'], want)
+    assert torch.allclose(model.terms(dict(clips=out), batch)['budget'], want)
 
 
 def test_vita_budget_models_restart_at_the_configured_step():
@@ -272,7 +272,7 @@ def test_loss_mode_gives_each_term_weighted_and_signed():
     losses = model(clips, data['data_samples'], mode='loss')
     torch.manual_seed(1)
     batch, out = replay(model, data, 1)
-    terms = model.terms(out, batch)
+    terms = model.terms(dict(clips=out), batch)
     assert torch.allclose(losses['loss_reconstruction'], 2.0 * terms['reconstruction'])
     assert torch.allclose(losses['loss_privacy'], -0.5 * terms['privacy'])  # raised: negative
     assert torch.equal(model(clips, mode='tensor'), model.anonymizer(clips[:, 0]))
