@@ -200,20 +200,30 @@ class RAPrivacyModel(AdversarialModel):
             self._compiled_style_losses = torch.compile(self._eager_style_losses, **options)
 
     # ---- losses -------------------------------------------------------------------------------
-    def style_losses(self, out: Transfer) -> tuple[torch.Tensor, torch.Tensor]:
-        """L_gs (Eq. 4) and L_lf (Eq. 5) of one transfer pass."""
+    def style_losses(self, out: Transfer, targets: list[torch.Tensor] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """L_gs (Eq. 4) and L_lf (Eq. 5) of one transfer pass; ``targets``: its
+        ``style_targets`` when already computed."""
+        targets = self.style_targets(out) if targets is None else targets
         losses = self._compiled_style_losses or self._eager_style_losses
-        return losses(out.images, out.content, out.style, out.style_frames)
+        return losses(out.images, out.style, targets, out.style_frames)
 
-    def _eager_style_losses(self, images: torch.Tensor, content: list[torch.Tensor],
-                            style: list[torch.Tensor], style_frames: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def style_targets(self, out: Transfer) -> list[torch.Tensor]:
+        """The targets of L_lf: parameter-free AdaAttN* of the content features in the style's
+        at each local-loss layer. No gradient flows to them, and they depend only on the frozen
+        encoder's features, so both phases of an iteration share them."""
+        content, style = out.content, out.style
+        with torch.no_grad():
+            return [adaattn_star(content[x - 1], style[x - 1], attention_keys(content, x),
+                                 attention_keys(style, x), out.style_frames, self.anonymizer.attention)
+                    for x in LOCAL_LOSS_LAYERS]
+
+    def _eager_style_losses(self, images: torch.Tensor, style: list[torch.Tensor],
+                            targets: list[torch.Tensor], style_frames: int
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
         enc = self.anonymizer.encoder(images.contiguous(memory_format=self.anonymizer.memory_format))
         l_gs = global_style_loss([enc[x - 1] for x in STYLE_LOSS_LAYERS],
                                  [style[x - 1] for x in STYLE_LOSS_LAYERS], style_frames)
-        with torch.no_grad():
-            targets = [adaattn_star(content[x - 1], style[x - 1], attention_keys(content, x),
-                                    attention_keys(style, x), style_frames, self.anonymizer.attention)
-                       for x in LOCAL_LOSS_LAYERS]
         l_lf = local_feature_loss([enc[x - 1] for x in LOCAL_LOSS_LAYERS], targets)
         return l_gs, l_lf
 
@@ -260,7 +270,8 @@ class RAPrivacyModel(AdversarialModel):
         wrapper = optim_wrapper['anonymizer']
         with self.stepping('anonymizer', optim_wrapper):
             out, stylized = self.stylize(batch)
-            l_gs, l_lf = self.style_losses(out)
+            targets = self.style_targets(out)
+            l_gs, l_lf = self.style_losses(out, targets)
             loss_st = self.objective(dict(global_style=l_gs, local_feature=l_lf), factors)
         wrapper.update_params(loss_st)
         log = dict(loss_st=loss_st.detach())
@@ -268,7 +279,7 @@ class RAPrivacyModel(AdversarialModel):
             return stylized.detach(), log
         with self.stepping('anonymizer', optim_wrapper):
             out, stylized = self.stylize(batch, encoded=out._replace(images=None))  # images stale
-            l_gs, l_lf = self.style_losses(out)
+            l_gs, l_lf = self.style_losses(out, targets)  # the same features: the same targets
             terms = dict(global_style=l_gs, local_feature=l_lf,
                          action=F.cross_entropy(self.action_branch(stylized), batch['actions']),
                          privacy=self.privacy_term(stylized, batch))

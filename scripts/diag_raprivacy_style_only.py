@@ -69,8 +69,11 @@ def main() -> None:
     encoder = ENCODERS.get(args.encoder, cfg.anonymizer.encoder.to_dict())
     anonymizer = build_anonymizer(dict(cfg.anonymizer.to_dict(), encoder=encoder))
     weights = cfg.fit.model.loss_weights
-    # RAPrivacyModel.style_losses only needs the anonymizer: borrow it without the branches.
-    losses = RAPrivacyModel.style_losses.__get__(type('Borrowed', (), {'anonymizer': anonymizer})())
+    # RAPrivacyModel's style losses only need the anonymizer: borrow them without the branches.
+    borrowed = type('Borrowed', (), {name: getattr(RAPrivacyModel, name) for name in
+                                     ('style_losses', 'style_targets', '_eager_style_losses')})()
+    borrowed.anonymizer, borrowed._compiled_style_losses = anonymizer, None
+    losses = borrowed.style_losses
     optim = cfg.fit.optim_wrapper.anonymizer.optimizer
     opt = torch.optim.AdamW([p for p in anonymizer.parameters() if p.requires_grad],
                             lr=optim.lr, weight_decay=optim.weight_decay)

@@ -238,3 +238,19 @@ def test_runner_trains_and_resumes(tmp_path):
     assert lr == pytest.approx(0.01 * (1 + math.cos(3 * math.pi / 4)) / 2)
     assert final['meta']['iter'] == 4 and int(final['state_dict']['fit_iter']) == 4
     assert 'anonymizer.style_bank' in final['state_dict']
+
+
+def test_both_phases_of_an_iteration_share_one_computation_of_the_local_feature_targets(monkeypatch):
+    """Phase 2 reuses phase 1's encoder features, so L_lf's AdaAttN* targets are computed once
+    per adversarial iteration, and they are those of the pass phase 2 reads."""
+    model, wrappers = build(lr=0.0, optimizer='SGD', **EXACT)
+    made = []
+    real = model.style_targets
+    monkeypatch.setattr(model, 'style_targets', lambda out: made.append(real(out)) or made[-1])
+    data = clip_batch()
+    torch.manual_seed(4)
+    log = model.train_step(data, wrappers)
+    assert 'loss_act' in log and len(made) == 1  # an adversarial iteration, one computation
+    _, out, _ = replay(model, data, 4)
+    for cached, fresh in zip(made[0], real(out)):
+        assert torch.equal(cached, fresh)
