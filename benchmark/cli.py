@@ -16,11 +16,13 @@ EXAMPLES = {
   bench run --method strong_blur --seeds 0,1,2              # one MLflow run per seed
   bench run --method raprivacy --dataset vp_hmdb51 --profile paper --device cuda --amp \\
             --data-root /data/hmdb51
-  bench run --method raw --train-dataset vp_synth --dataset vp_synth_b   # transfer
-  bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \
+  bench run --method spact --dataset vp_synth_b              # in-domain on B: fitted on B
+  bench run --method spact --train-dataset vp_synth --dataset vp_synth_b   # transfer: the
+            # anonymizer fitted on vp_synth, the target models trained and tested on vp_synth_b
+  bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \\
             --dataset vp_hmdb51 --data-root /data/hmdb51 --profile paper --device cuda
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
-  torchrun --nproc-per-node 4 -m benchmark.cli run --method raw --profile paper --device cuda \
+  torchrun --nproc-per-node 4 -m benchmark.cli run --method raw --profile paper --device cuda \\
             --launcher pytorch                    # one run, 4 GPUs, the same global batch
 """,
     'sweep': """examples:
@@ -43,6 +45,8 @@ store, resumable like any run; `bench report` lists the variants beside the meth
     'report': """examples:
   bench report                                   # every dataset and profile in the store
   bench report --dataset vp_synth --profile cpu
+  bench report --dataset vp_synth_b              # with transfer runs: transfer_<profile>.md,
+                                                 # in-domain vs transferred and the cost
   bench report --from results/runs.csv           # rebuild tables and plots without the store
   bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
 """,

@@ -123,7 +123,8 @@ def test_the_embedded_data_of_every_profile_can_be_generated(dataset, profile):
     import inspect
     from benchmark.datasets.vp_synth import VPSynthSource, check_settings
     source = dict(resolve_config('raw', dataset, profile).dataset.source)
-    assert source.pop('type') == 'VPSynthSource'
+    # domain b has a type of its own (its own data version), with VPSynthSource's arguments
+    assert source.pop('type') == {'vp_synth': 'VPSynthSource', 'vp_synth_b': 'VPSynthBSource'}[dataset]
     for split in ('train', 'test'):
         # the source's own defaults fill what the config leaves out
         args = inspect.signature(VPSynthSource).bind(split=split, **source)

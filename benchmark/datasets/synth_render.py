@@ -74,13 +74,15 @@ class DomainStyle:
     limb: float                       # limb thickness / person height
     head: float                       # head radius / person height
     outdoor: bool
+    build: tuple[float, float, float] = (1.0, 1.0, 1.0)  # torso, arm, leg length factors
 
 
 DOMAINS = {
     'a': DomainStyle(scale=(0.55, 0.70), ground=(0.88, 0.95), horizon=(0.38, 0.55),
                      noise=(1.5, 4.0), jitter=0.6, pan=3.0, limb=0.060, head=0.085, outdoor=False),
     'b': DomainStyle(scale=(0.46, 0.60), ground=(0.82, 0.93), horizon=(0.25, 0.42),
-                     noise=(3.0, 7.0), jitter=1.2, pan=6.0, limb=0.050, head=0.095, outdoor=True),
+                     noise=(3.0, 7.0), jitter=1.2, pan=6.0, limb=0.050, head=0.095, outdoor=True,
+                     build=(0.88, 1.10, 1.12)),
 }
 
 
@@ -181,8 +183,11 @@ def _dir(theta: np.ndarray) -> np.ndarray:
 
 
 def skeleton(action: str, num_frames: int, period: float, phase: float, amp: float,
-             shoulder: float, hip: float, angle_noise: np.ndarray) -> np.ndarray:
-    """Joint positions ``(T, 19, 2)`` in body heights, x forward, y up, feet on y = 0."""
+             shoulder: float, hip: float, angle_noise: np.ndarray,
+             build: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """Joint positions ``(T, 19, 2)`` in body heights, x forward, y up, feet on y = 0;
+    ``build`` scales the torso, arm and leg segments (the domain's body proportions)."""
+    torso, arm, leg = build
     t = np.arange(num_frames, dtype=np.float64)
     ph = 2 * np.pi * t / period + phase
     p = _pose(action, ph, amp)
@@ -193,7 +198,7 @@ def skeleton(action: str, num_frames: int, period: float, phase: float, amp: flo
     up = np.stack([np.sin(lean), np.cos(lean)], -1)
     side = np.stack([np.cos(lean), -np.sin(lean)], -1)
     j[:, PELVIS] = 0.0
-    j[:, NECK] = 0.30 * up
+    j[:, NECK] = 0.30 * torso * up
     j[:, HEAD] = j[:, NECK] + 0.10 * up
     # A side view narrows the shoulders; the figure stays readable from the front.
     j[:, R_SHO] = j[:, NECK] - 0.02 * up + shoulder * side
@@ -202,13 +207,13 @@ def skeleton(action: str, num_frames: int, period: float, phase: float, amp: flo
     j[:, L_HIP] = -hip * side
     for sho, elb, wri, hand, ua, fa in ((R_SHO, R_ELB, R_WRI, R_HAND, 'ua_r', 'fa_r'),
                                         (L_SHO, L_ELB, L_WRI, L_HAND, 'ua_l', 'fa_l')):
-        j[:, elb] = j[:, sho] + 0.16 * _dir(p[ua])
-        j[:, wri] = j[:, elb] + 0.15 * _dir(p[fa])
-        j[:, hand] = j[:, wri] + 0.035 * _dir(p[fa])
+        j[:, elb] = j[:, sho] + 0.16 * arm * _dir(p[ua])
+        j[:, wri] = j[:, elb] + 0.15 * arm * _dir(p[fa])
+        j[:, hand] = j[:, wri] + 0.035 * arm * _dir(p[fa])
     for hp, kn, an, toe, th, sh in ((R_HIP, R_KNE, R_ANK, R_TOE, 'th_r', 'sh_r'),
                                     (L_HIP, L_KNE, L_ANK, L_TOE, 'th_l', 'sh_l')):
-        j[:, kn] = j[:, hp] + 0.235 * _dir(p[th])
-        j[:, an] = j[:, kn] + 0.225 * _dir(p[sh])
+        j[:, kn] = j[:, hp] + 0.235 * leg * _dir(p[th])
+        j[:, an] = j[:, kn] + 0.225 * leg * _dir(p[sh])
         j[:, toe] = j[:, an] + 0.075 * _dir(p[sh] + 1.35)
     # Stand on the ground: the lowest ankle touches y = foot height, plus the airborne lift.
     low = np.minimum(j[:, R_ANK, 1], j[:, L_ANK, 1])
@@ -262,7 +267,7 @@ def make_person(rng: np.random.Generator, style: DomainStyle, domain: str, actio
     shoulder = (0.085 if gender else 0.115) * yaw * rng.uniform(0.92, 1.08)
     hip = (0.085 if gender else 0.055) * yaw * rng.uniform(0.92, 1.08)
     joints = skeleton(action, num_frames, period, phase, amp, shoulder, hip,
-                      rng.normal(0, 0.06, 8))
+                      rng.normal(0, 0.06, 8), style.build)
     tone = SKIN_TONES[int(rng.integers(len(SKIN_TONES)))] * rng.uniform(0.94, 1.04)
     cover = COVER_COLOURS[int(rng.integers(len(COVER_COLOURS)))]
     surface = tuple(float(v) for v in (tone if skin else cover))

@@ -9,10 +9,13 @@ Files, per profile (profiles are never mixed in one table):
 
 - ``table1_<profile>.{md,tex,csv}``: every dataset evaluated in-domain, side by side as in the
   paper's Table 1 (one file per profile rather than per dataset, so the paper's layout holds).
-- ``transfer_<profile>.{md,tex,csv}``: rows "trained on A, evaluated on B", when such runs exist.
+- ``transfer_<profile>.{md,tex,csv}``: per method with transfer runs (anonymizer fitted on A,
+  target models trained and tested on B), its in-domain figures on B, its transfer figures and
+  the cost (in-domain minus transfer) with a paired interval; written whenever such runs exist.
 - ``paired_<profile>.{md,tex,csv}``: every method against raw frames, paired bootstrap tests on
   the same seeds and test videos (runs with per-video outputs, protocol version 2 on).
 - ``plots/plane_<profile>``, ``plots/ap_<profile>``, ``plots/curves_<profile>``,
+  ``plots/transfer_<profile>`` (in-domain to transferred, an arrow per method),
   ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
 
 A report replaces the previous one: tables and figures of the report folder (``*_<profile>``
@@ -183,11 +186,9 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
     frame grids on ``grids`` (they wait for the exported samples)."""
     written = []
     table1 = tables.table1(counting, profile, extra_methods, predictions)
-    if table1.frame.empty:
-        return written  # this profile has transfer runs only
-    tables_out = [table1]
-    for extra in (tables.transfer_table(counting, profile),
-                  tables.paired_table(counting, profile, predictions)):
+    transfer = tables.transfer_table(counting, profile, predictions)
+    tables_out = [table1] if not table1.frame.empty else []
+    for extra in (transfer, tables.paired_table(counting, profile, predictions)):
         if extra is not None:
             tables_out.append(extra)
     for table in tables_out:
@@ -196,8 +197,15 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
                     _write(stem.with_suffix('.tex'), tables.to_latex(table)),
                     _write(stem.with_suffix('.csv'), tables.to_csv(table))]
     plot_dir = out / 'plots'
-    in_profile = counting[counting.profile == profile]
     jobs = []
+    if transfer is not None:
+        stem = plot_dir / f'transfer_{profile}'
+        jobs.append(plots.FigureJob(stem, ['transfer', transfer.frame], partial(
+            plots.transfer_plane, transfer, stem), cost=2))
+    if table1.frame.empty:  # this profile has transfer runs only
+        renderer.add(jobs)
+        return written
+    in_profile = counting[counting.profile == profile]
     stem = plot_dir / f'plane_{profile}'
     jobs.append(plots.FigureJob(stem, ['plane', table1.frame, in_profile], partial(
         plots.privacy_utility_plane, table1, in_profile, stem), cost=3))

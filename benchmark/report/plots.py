@@ -266,15 +266,77 @@ def privacy_utility_plane(table: Table, counting: pd.DataFrame, stem: Path) -> l
     return save(fig, stem)
 
 
-def place_labels(ax, names: list[str], x, y, avoid=(), segments=(), fontsize: float = 7) -> list:
-    """Label points so that no label overlaps another label, a marker, an error bar
-    (``segments``: pairs of data points), a legend or the edge.
+def transfer_plane(table: Table, stem: Path) -> list[Path]:
+    """The transfer in the privacy-utility plane: ``draw_transfer_plane`` written to ``stem``."""
+    return save(draw_transfer_plane(table), stem)
+
+
+def draw_transfer_plane(table: Table) -> Figure:
+    """Top-1 against cMAP per (A → B) pair of a transfer table: an arrow per method from its
+    in-domain point (anonymizer fitted on B, filled) to its transferred point (fitted on A,
+    hollow), both seed means. A method without in-domain runs shows its transferred point only.
+
+    Arrows carry the gid ``transfer:<method>``, labels ``label:<method>`` (the tests find them).
+    """
+    frame = table.frame
+    pairs = list(dict.fromkeys(zip(frame.train_dataset, frame.dataset)))
+    colors = method_colors(list(dict.fromkeys(frame[frame.row_kind == 'method'].method)))
+    fig, axes = _axes_grid(1, len(pairs), 4.4, 3.5)
+    for ax, (source, target) in zip(axes[0], pairs):
+        on_pair = frame[(frame.train_dataset == source) & (frame.dataset == target)]
+        rows = on_pair[on_pair.row_kind == 'method']
+        away = np.column_stack([rows.privacy_cmap_mean, rows.action_top1_mean]) * 100
+        home = np.column_stack([rows.in_domain_privacy_cmap_mean, rows.in_domain_action_top1_mean]) * 100
+        color = [colors[m] for m in rows.method]
+        has_home = ~np.isnan(home).any(axis=1)
+        ax.scatter(*home[has_home].T, s=36, c=[c for c, h in zip(color, has_home) if h], zorder=3)
+        ax.scatter(*away.T, s=36, facecolors='white', edgecolors=color, linewidths=1.5, zorder=3)
+        # the legend's marks in grey: they stand for every method's colour
+        for face, label in (('0.3', f'in-domain (fitted on {paper.dataset_title(target)})'),
+                            ('white', f'transfer (fitted on {paper.dataset_title(source)})')):
+            ax.scatter([], [], s=36, facecolors=face, edgecolors='0.3', linewidths=1.5, label=label)
+        segments = []
+        for method, start, end, c, ok in zip(rows.method, home, away, color, has_home):
+            if not ok:
+                continue
+            ax.annotate('', xy=end, xytext=start, zorder=2, gid=f'transfer:{method}',
+                        arrowprops=dict(arrowstyle='-|>', color=c, linewidth=1.2, shrinkA=4, shrinkB=5))
+            # the arrow in short pieces, so that labels keep clear of its line, not of its box
+            steps = np.linspace(0, 1, 9)[:, None]
+            path = start + steps * (end - start)
+            segments += list(zip(map(tuple, path[:-1]), map(tuple, path[1:])))
+        floor = on_pair[on_pair.row_kind == 'floor']
+        if len(floor) and not math.isnan(floor.privacy_cmap_mean.iloc[0]):
+            ax.axvline(floor.privacy_cmap_mean.iloc[0] * 100, color='0.55', linestyle=':',
+                       label='chance floor')
+        if len(floor) and not math.isnan(floor.action_top1_mean.iloc[0]):
+            ax.axhline(floor.action_top1_mean.iloc[0] * 100, color='0.55', linestyle=':')
+        ax.set_title(f'{paper.dataset_title(source)} → {paper.dataset_title(target)} '
+                     f'({table.profile})')
+        ax.set_xlabel('privacy cMAP (%), lower is better')
+        ax.set_ylabel('action top-1 (%), higher is better')
+        ax.grid(alpha=0.3)
+        ax.update_datalim(np.vstack([home[has_home], away]))
+        legend = ax.legend(fontsize=7, loc='lower right')
+        texts = place_labels(ax, list(rows.table_name), away[:, 0], away[:, 1], avoid=[legend],
+                             segments=segments, points=home[has_home])
+        for text, method in zip(texts, rows.method):
+            text.set_gid(f'label:{method}')
+    return fig
+
+
+def place_labels(ax, names: list[str], x, y, avoid=(), segments=(), fontsize: float = 7,
+                 points=()) -> list:
+    """Label points so that no label overlaps another label, a marker (of the labelled points
+    and of ``points``, other markers as data points), an error bar (``segments``: pairs of data
+    points), a legend or the edge.
 
     Each label tries positions around its point, nearest first (right, left, above, below,
     the diagonals, then farther out with a leader line); it takes the first whose box, measured
     by the renderer, is inside the axes and clear of every box placed so far. A label that finds
     no free place is drawn at its last candidate with a leader line (possible only when the
-    panel is crowded beyond what any placement can fix). Returns the text artists.
+    panel is crowded beyond what any placement can fix). Returns the text artists, in the
+    order of ``names``.
     """
     fig = ax.figure
     ax.autoscale_view()  # final data limits before measuring where points land
@@ -288,13 +350,15 @@ def place_labels(ax, names: list[str], x, y, avoid=(), segments=(), fontsize: fl
     marker = 4 * px  # half the side of a marker's box
     centers = ax.transData.transform(np.column_stack([x, y])) if len(names) else np.empty((0, 2))
     from matplotlib.transforms import Bbox
-    taken += [Bbox([[cx - marker, cy - marker], [cx + marker, cy + marker]]) for cx, cy in centers]
+    others = ax.transData.transform(np.asarray(points, float).reshape(-1, 2))
+    taken += [Bbox([[cx - marker, cy - marker], [cx + marker, cy + marker]])
+              for cx, cy in np.vstack([centers, others])]
     for start, end in segments:  # error bars, one pixel either side
         (x0, y0), (x1, y1) = ax.transData.transform([start, end])
         taken.append(Bbox([[min(x0, x1) - 1, min(y0, y1) - 1], [max(x0, x1) + 1, max(y0, y1) + 1]]))
     directions = [(1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1)]
     candidates = [(d, r) for r in (6, 14, 24, 36) for d in directions]
-    texts = []
+    texts = {}
     # crowded points first: they have the fewest free places
     crowd = [int(np.sum(np.hypot(*(centers - c).T) < 40 * px)) for c in centers]
     for i in sorted(range(len(names)), key=lambda i: -crowd[i]):
@@ -319,8 +383,8 @@ def place_labels(ax, names: list[str], x, y, avoid=(), segments=(), fontsize: fl
                         textcoords='offset points', arrowprops=dict(arrowstyle='-', color='0.5',
                                                                    linewidth=0.5, shrinkA=0, shrinkB=3))
         taken.append(box)
-        texts.append(text)
-    return texts
+        texts[i] = text
+    return [texts[i] for i in range(len(names))]
 
 
 def attribute_ap(table: Table, counting: pd.DataFrame, stem: Path) -> list[Path]:

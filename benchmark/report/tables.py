@@ -357,12 +357,26 @@ def _table1_notes(datasets: list[str], has_intervals: bool = False) -> list[str]
     return notes
 
 
-def transfer_table(counting: pd.DataFrame, profile: str) -> Table | None:
-    """Rows "trained on A, evaluated on B": the anonymizer fitted on A, target models on B.
+def transfer_table(counting: pd.DataFrame, profile: str, predictions=None) -> Table | None:
+    """What a transfer costs each method: its anonymizer fitted on A, target models on B.
 
-    Each row sits beside the in-domain runs on B (anonymizer fitted on B) and the difference.
-    Only methods with transfer runs appear. None when the profile has no transfer runs.
+    One row per (A, B, method) with transfer runs: the in-domain figures on B (anonymizer
+    fitted on B), the transfer figures (fitted on A), both as mean ± std over seeds with the
+    bootstrap interval of the seed mean, and the cost, in-domain minus transfer, over the seeds
+    both have. Both are judged by target models trained and tested on B's splits, so where the
+    runs kept their per-video test outputs the cost's interval and p-value come from the paired
+    bootstrap (``benchmark.stats.paired_test``: the same test videos and seeds resampled for
+    both); without them the cost has no interval. On the paper's datasets the paper's Table 1
+    figures on B sit beside ours, labelled as the paper's in-domain figures (the paper prints
+    no figures for its transfer). None when the profile has no transfer runs.
+
+    Args:
+        counting (pd.DataFrame): Counting runs (``runs.counting_runs``), any profile.
+        profile (str): The profile of this table.
+        predictions (runs.PredictionStore, optional): Per-video test outputs of the runs.
+            Defaults to None (no intervals).
     """
+    from benchmark import stats
     records = [r for r in counting.to_dict('records') if r['profile'] == profile]
     transfer = [r for r in records if not _in_domain(r)]
     if not transfer:
@@ -374,38 +388,120 @@ def transfer_table(counting: pd.DataFrame, profile: str) -> Table | None:
     sources = order_datasets({r['train_dataset'] for r in transfer})
     pairs = sorted({(r['train_dataset'], r['dataset']) for r in transfer},
                    key=lambda p: (sources.index(p[0]), order_datasets({p[1]}), p[1]))
-    rows = []
+    rows, shown = [], list(transfer)
     for source, target in pairs:
         on_pair = [r for r in transfer if (r['train_dataset'], r['dataset']) == (source, target)]
         for method in sorted({r['method'] for r in on_pair}, key=order.get):
-            group = buckets[(source, target, method)]
+            away = buckets[(source, target, method)]
             home = buckets.get((target, target, method), [])
+            shown += [r for r in home if r not in shown]
             row = {'profile': profile, 'train_dataset': source, 'dataset': target,
                    'row_kind': 'method', 'method': method,
-                   'table_name': group[-1]['table_name'] or method,
-                   'n_seeds': len(group), 'seeds': _seeds(group), 'in_domain_n_seeds': len(home)}
+                   'table_name': away[-1]['table_name'] or method,
+                   'privacy_learning': away[-1].get('privacy_learning', '').lower(),
+                   'n_seeds': len(away), 'seeds': _seeds(away),
+                   'in_domain_n_seeds': len(home), 'in_domain_seeds': _seeds(home)}
             for metric, *_ in TABLE_METRICS:
-                stat = _stats(_metric(group, metric))
-                row.update({f'{metric}_{k}': v for k, v in stat.items()})
-                row[f'in_domain_{metric}'] = _stats(_metric(home, metric))['mean']
-                row[f'diff_{metric}'] = stat['mean'] - row[f'in_domain_{metric}']
-            row.update(_provenance(group))
+                stage = stats.METRICS[metric][0]
+                for prefix, group in (('', away), ('in_domain_', home)):
+                    stat = _stats(_metric(group, metric))
+                    outputs = _run_groups(group, predictions, stage)
+                    stat['ci_low'], stat['ci_high'] = (stats.group_interval(metric, outputs)
+                                                       if outputs else (math.nan, math.nan))
+                    row.update({f'{prefix}{metric}_{k}': v for k, v in stat.items()})
+                row.update(_transfer_cost(metric, home, away, predictions))
+                reported = paper.paper_value(method, target, metric)
+                row[f'paper_in_domain_{metric}'] = math.nan if reported is None else reported
+            row.update(_provenance(away))
             rows.append(row)
         floor = {'profile': profile, 'train_dataset': source, 'dataset': target, 'row_kind': 'floor',
-                 'method': '', 'table_name': 'Chance floor', 'n_seeds': len(on_pair), 'seeds': '',
-                 'in_domain_n_seeds': 0}
+                 'method': '', 'table_name': 'Chance floor', 'privacy_learning': '',
+                 'n_seeds': len(on_pair), 'seeds': '', 'in_domain_n_seeds': 0, 'in_domain_seeds': ''}
         for metric, *_ in TABLE_METRICS:
             floor.update({f'{metric}_{k}': v for k, v in _stats(_metric(on_pair, FLOOR_METRIC[metric])).items()})
-            floor.update({f'{metric}_std': math.nan, f'in_domain_{metric}': math.nan,
-                          f'diff_{metric}': math.nan})
+            floor.update({f'{metric}_std': math.nan, f'{metric}_ci_low': math.nan,
+                          f'{metric}_ci_high': math.nan, f'paper_in_domain_{metric}': math.nan})
+            floor.update({f'in_domain_{metric}_{k}': math.nan for k in _STAT_KEYS})
+            floor.update({k: math.nan for k in _cost_keys(metric)} | {f'cost_{metric}_basis': ''})
         floor.update(_provenance(on_pair))
         rows.append(floor)
-    notes = ['Top-1 and cMAP in %, F1 as a fraction; transfer: mean ± sample std over seeds; '
-             'in-domain: mean of the runs whose anonymizer was fitted on the evaluation dataset; '
-             'Δ = transfer − in-domain.',
-             'Only methods with transfer runs are listed; a method whose anonymizer is not fitted '
-             'has nothing to transfer.']
-    return Table('transfer', profile, pd.DataFrame(rows), header_of(transfer, profile), notes)
+    frame = pd.DataFrame(rows, columns=_transfer_columns())
+    shown.sort(key=lambda r: (r['start_time'], r['run_id']))
+    return Table('transfer', profile, frame, header_of(shown, profile), _transfer_notes(frame, pairs))
+
+
+_STAT_KEYS = ('mean', 'std', 'min', 'max', 'ci_low', 'ci_high')
+
+
+def _cost_keys(metric: str) -> list[str]:
+    return [f'cost_{metric}', f'cost_{metric}_ci_low', f'cost_{metric}_ci_high',
+            f'cost_{metric}_p', f'cost_{metric}_seeds']
+
+
+def _transfer_cost(metric: str, home: list[Record], away: list[Record], predictions) -> dict:
+    """In-domain minus transfer: paired by seed (and by test video where both have per-video
+    outputs), the mean over the seeds both have; unpaired means when they share no seed."""
+    from benchmark import stats
+    cost = dict.fromkeys(_cost_keys(metric), math.nan)
+    shared = sorted({r['seed'] for r in home} & {r['seed'] for r in away})
+    if not home or not away:
+        return cost | {f'cost_{metric}_basis': ''}
+    if not shared:
+        cost[f'cost_{metric}'] = (_stats(_metric(home, metric))['mean']
+                                  - _stats(_metric(away, metric))['mean'])
+        return cost | {f'cost_{metric}_seeds': 0, f'cost_{metric}_basis': 'unpaired'}
+    pick = [[r for r in group if r['seed'] in shared] for group in (home, away)]
+    stage = stats.METRICS[metric][0]
+    outputs = [_run_groups(group, predictions, stage) for group in pick]
+    result = stats.paired_test(metric, *outputs) if all(outputs) else None
+    if result is None:
+        value = _stats(_metric(pick[0], metric))['mean'] - _stats(_metric(pick[1], metric))['mean']
+        return cost | {f'cost_{metric}': value, f'cost_{metric}_seeds': len(shared),
+                       f'cost_{metric}_basis': 'seeds'}
+    return {f'cost_{metric}': result.difference, f'cost_{metric}_ci_low': result.low,
+            f'cost_{metric}_ci_high': result.high, f'cost_{metric}_p': result.p_value,
+            f'cost_{metric}_seeds': result.seeds, f'cost_{metric}_basis': 'videos and seeds'}
+
+
+def _transfer_columns() -> list[str]:
+    columns = ['profile', 'train_dataset', 'dataset', 'row_kind', 'method', 'table_name',
+               'privacy_learning', 'n_seeds', 'seeds', 'in_domain_n_seeds', 'in_domain_seeds']
+    for metric, *_ in TABLE_METRICS:
+        columns += [f'in_domain_{metric}_{k}' for k in _STAT_KEYS]
+        columns += [f'{metric}_{k}' for k in _STAT_KEYS]
+        columns += _cost_keys(metric) + [f'cost_{metric}_basis', f'paper_in_domain_{metric}']
+    return columns + ['commits', 'devices']
+
+
+def _transfer_notes(frame: pd.DataFrame, pairs) -> list[str]:
+    from benchmark import stats
+    notes = ['Top-1 and cMAP in %, F1 as a fraction. In-domain: the anonymizer fitted on the '
+             'evaluation dataset B; transfer (A → B): fitted on A and frozen. In both, fresh target '
+             'models are trained on B\'s training split, anonymized, and tested on B\'s test split. '
+             'Figures: mean ± sample std over seeds [95 % bootstrap interval of the seed mean]; '
+             'n: in-domain / transfer seeds.',
+             'Cost = in-domain − transfer, over the seeds both have. Top-1: a positive cost is '
+             'action recognition lost by fitting elsewhere. F1 and cMAP (lower is better): a '
+             'negative cost is privacy lost (the transferred anonymizer leaks more).']
+    bases = set(frame[[f'cost_{m}_basis' for m, *_ in TABLE_METRICS]].to_numpy().ravel()) - {''}
+    if 'videos and seeds' in bases:
+        notes.append(f'[low, high] of a cost: {stats.CONFIDENCE:.0%} interval from a paired '
+                     'bootstrap over the same test videos and seeds (the in-domain and transfer '
+                     f'runs are tested on the same videos of B; {stats.N_BOOT:,} resamples); '
+                     f'*: p < {stats.SIGNIFICANCE} (two-sided), a cost without * is inside the '
+                     'noise.')
+    if 'seeds' in bases:
+        notes.append('A cost without an interval: its runs kept no per-video test outputs, so it '
+                     'is the difference of the seed means only.')
+    if 'unpaired' in bases:
+        notes.append('"unpaired": the in-domain and transfer runs share no seed; the cost is the '
+                     'difference of their means.')
+    if any(p in paper.PAPER_TRANSFERS for p in pairs):
+        notes.append(f'paper in-domain: the paper\'s Table 1 figures on B ({paper.citation().rstrip(".")}). '
+                     f'{paper.TRANSFER_REPORTED}')
+    notes.append('Only methods with transfer runs are listed. A fixed method (nothing fitted) '
+                 'has nothing to transfer: its transfer run equals its in-domain run on B.')
+    return notes
 
 
 def paired_table(counting: pd.DataFrame, profile: str, predictions, reference: str = 'raw') -> Table | None:
@@ -628,9 +724,9 @@ def to_latex(table: Table) -> str:
                    'paper; nLeak = (cMAP − floor) / (raw cMAP − floor). Bold: best, underlined: '
                    'second best learning-based method.')
     elif table.kind == 'transfer':
-        caption = ('Transfer: anonymizer trained on the first dataset, target models trained and '
-                   'tested on the second; in-domain: anonymizer trained on the second; '
-                   'Δ = transfer − in-domain.')
+        caption = ('Transfer: anonymizer fitted on the first dataset, target models trained and '
+                   'tested on the second; in-domain: anonymizer fitted on the second; '
+                   'cost = in-domain − transfer, with its paired bootstrap interval.')
     else:
         caption = ('Paired comparisons with raw frames: Δ = method − raw on the same seeds and test '
                    'videos, its 95 % paired bootstrap interval and two-sided p; * significant at '
@@ -676,10 +772,13 @@ def _transfer_cells(table: Table, style: str):
     frame = table.frame
     pm, arrow_up, arrow_down, delta = ((' ± ', '↑', '↓', 'Δ') if style == 'md' else
                                        (r' $\pm$ ', r'$\uparrow$', r'$\downarrow$', r'$\Delta$'))
+    with_paper = bool(frame[[f'paper_in_domain_{m}' for m, *_ in TABLE_METRICS]].notna().any().any())
     header = ['Trained on → evaluated on', 'Method']
     for metric, name, _, _ in TABLE_METRICS:
         arrow = arrow_up if _higher_is_better(metric) else arrow_down
-        header += [f'{name} ({arrow})', 'in-domain', delta]
+        header += [f'{name} ({arrow}) in-domain', f'{name} transfer', f'{name} cost (in − tr)']
+        if with_paper:
+            header.append(f'{name} paper in-domain')
     header.append('n')
     body = []
     previous = None
@@ -688,13 +787,33 @@ def _transfer_cells(table: Table, style: str):
         if style == 'tex' and pair != previous:
             body.append(('pair', [pair]))
         previous = pair
+        method = row['row_kind'] == 'method'
         cells = [pair if style == 'md' else '', row['table_name']]
         for metric, *_ in TABLE_METRICS:
-            cells += [_ours(row, metric, pm), _display(row[f'in_domain_{metric}'], metric),
-                      _signed(row[f'diff_{metric}'], metric)]
-        cells.append(str(row['n_seeds']) if row['row_kind'] == 'method' else '')
+            home = {k.removeprefix('in_domain_'): v for k, v in row.items() if k.startswith('in_domain_')}
+            home['row_kind'] = 'method'
+            cells += [(_ours(home, metric, pm) or 'not run') if method else '',
+                      _ours(row, metric, pm), _cost_cell(row, metric) if method else '']
+            if with_paper:
+                cells.append(_display(row[f'paper_in_domain_{metric}'], metric))
+        cells.append(f'{row["in_domain_n_seeds"]} / {row["n_seeds"]}' if method else '')
         body.append((row['row_kind'], cells))
     return header, body, []
+
+
+def _cost_cell(row: dict, metric: str) -> str:
+    value = row[f'cost_{metric}']
+    text = _signed(value, metric)
+    if not text:
+        return 'n/a'
+    low, high = row[f'cost_{metric}_ci_low'], row[f'cost_{metric}_ci_high']
+    if low == low and high == high:
+        text += f' [{_signed(low, metric)}, {_signed(high, metric)}]'
+        from benchmark.stats import SIGNIFICANCE
+        text += '*' if row[f'cost_{metric}_p'] < SIGNIFICANCE else ''
+    elif row[f'cost_{metric}_basis'] == 'unpaired':
+        text += ' (unpaired)'
+    return text
 
 
 _CELLS = {'table1': _table1_cells, 'transfer': _transfer_cells, 'paired': _paired_cells}

@@ -8,15 +8,17 @@ import numpy as np
 import pytest
 
 from benchmark.datasets.clips import PRIVACY_ATTRIBUTES, ClipDataset
-from benchmark.datasets.vp_synth import (DEFAULT_PRIVACY_RATES, VPSynthSource, render_video,
-                                         split_labels, vp_synth_style_images, write_preview)
+from benchmark.datasets.vp_synth import (DEFAULT_PRIVACY_RATES, VPSynthBSource, VPSynthSource,
+                                         render_video, split_labels, vp_synth_style_images,
+                                         write_preview)
 from benchmark.registry import DATASETS
 
 SMALL = dict(size=32, num_frames=16, train_per_class=2, test_per_class=1)
 
 
 def _source(cache, **kw):
-    return VPSynthSource(cache_dir=cache, **{**SMALL, **kw})
+    kind = VPSynthBSource if kw.get('domain') == 'b' else VPSynthSource
+    return kind(cache_dir=cache, **{**SMALL, **kw})
 
 
 def test_shapes_dtypes_and_interface(tmp_path):
@@ -98,6 +100,39 @@ def test_domain_b_differs(tmp_path):
     assert np.abs(fa.mean((0, 1, 2, 3)) - fb.mean((0, 1, 2, 3))).max() > 5
     masks = [np.asarray(s._arrays['frames'][..., 4]).mean() for s in (a, b)]
     assert masks[1] < masks[0]  # farther camera: smaller people
+    # its own data version, recorded by its own source type (the vp_synth_b config's)
+    assert a.data_version == 'generator 2' and b.data_version == 'generator 3'
+    with pytest.raises(ValueError, match="type='VPSynthBSource'"):
+        VPSynthSource(split='test', domain='b', cache_dir=tmp_path, **SMALL)
+
+
+def test_domain_b_people_have_other_proportions():
+    from benchmark.datasets import synth_render as sr
+    ratios = {}
+    for domain, style in sr.DOMAINS.items():
+        j = sr.skeleton('walk', 4, 14.0, 0.0, 1.0, 0.1, 0.07, np.zeros(8), style.build)
+        shin = np.linalg.norm(j[:, sr.R_ANK] - j[:, sr.R_KNE], axis=-1)
+        forearm = np.linalg.norm(j[:, sr.R_WRI] - j[:, sr.R_ELB], axis=-1)
+        torso = np.linalg.norm(j[:, sr.NECK] - j[:, sr.PELVIS], axis=-1)
+        ratios[domain] = (shin / torso).mean(), (forearm / torso).mean()
+    assert ratios['a'] == pytest.approx((0.225 / 0.30, 0.15 / 0.30))
+    assert ratios['b'] == pytest.approx((0.225 * 1.12 / (0.30 * 0.88), 0.15 * 1.10 / (0.30 * 0.88)))
+
+
+# sha256 (first 16 hex digits) of videos 0..19 of each split of domain a, seed 0, 8 frames at
+# 32 px: committed results rest on these videos, so no change to domain b may move them.
+DOMAIN_A_DIGESTS = {'train': 'f37b8d2a26ff5c73', 'test': 'b8f3308a17604704',
+                    'pretrain': '27d6f3ea46dafd4e'}
+
+
+@pytest.mark.parametrize('split', sorted(DOMAIN_A_DIGESTS))
+def test_domain_a_videos_are_unchanged(split):
+    import hashlib
+    actions, privacy = split_labels(split, 'a', per_class=2)
+    digest = hashlib.sha256()
+    for i in range(20):
+        digest.update(render_video(0, 'a', split, i, int(actions[i]), privacy[i], 8, 32).tobytes())
+    assert digest.hexdigest()[:16] == DOMAIN_A_DIGESTS[split]
 
 
 @pytest.mark.parametrize('damage', ['truncate', 'manifest', 'byte', 'labels'])
