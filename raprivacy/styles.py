@@ -20,6 +20,8 @@ from benchmark.registry import closest, UnknownNameError
 
 STYLE_SETS = Registry('style set', scope='benchmark', locations=['raprivacy.styles'])
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+#: Short names of the style sets (``bench sweep --grid style=depth,...``, ``bench styles``).
+STYLE_NAMES = {'depth': 'VPSynthDepthStyles'}
 
 
 def build_style_images(cfg: dict) -> np.ndarray:
