@@ -34,6 +34,11 @@ Each point is a run of its own (method shown as <method>@<key>=<value>,...) tagg
 sweep's name in MLflow. The same command again skips finished points, resumes interrupted ones
 and runs failed ones again; a failing point never stops the others and is listed at the end.
 """,
+    'styles': """examples:
+  bench styles ls                                # the style sets of `--grid style=...`
+  bench styles preview thermal                   # reports/styles_thermal.png
+  bench styles preview folder --root ~/sbu_depth # a folder of your own (--style-root)
+""",
     'ls': """examples:
   bench ls methods
   bench ls datasets
@@ -46,6 +51,7 @@ and runs failed ones again; a failing point never stops the others and is listed
   bench report                                   # every dataset and profile in the store
   bench report --dataset vp_synth --profile cpu
   bench report --from results/runs.csv           # rebuild tables and plots without the store
+  bench report --sweep styles                    # reports/sweep_styles.{md,csv}, plots/sweep_styles_*
   bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
 """,
     'datasets': """examples:
@@ -455,6 +461,12 @@ def cmd_report(args) -> int:
     _check_names(args.dataset, available_datasets(), 'dataset')
     _check_names(args.profile, available_profiles(), 'profile')
     uri = None if args.from_csv else _store_for_reading(args)
+    if args.sweep:
+        from benchmark.report.sweep import build_sweep_report
+        for path in build_sweep_report(uri, args.sweep, Path(args.out), Path(args.results),
+                                       from_csv=Path(args.from_csv) if args.from_csv else None):
+            print(path)
+        return 0
     from benchmark.report import build_report
     written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
                            datasets=args.dataset, profiles=args.profile,
@@ -462,6 +474,24 @@ def cmd_report(args) -> int:
                            extra_methods=available_methods())
     for path in written:
         print(path)
+    return 0
+
+
+def cmd_styles(args) -> int:
+    from raprivacy.styles import STYLE_NAMES, STYLE_SETS, write_preview
+    if args.action == 'ls':
+        for name, kind in STYLE_NAMES.items():
+            doc = (STYLE_SETS.get(kind).__doc__ or '').strip().splitlines()[0]
+            print(f'{name:11} {kind:24} {doc}')
+        print(f'{"folder":11} {"FolderStyles":24} your own images: --style-root PATH')
+        return 0
+    if not args.name:
+        raise SystemExit('bench: styles preview NAME: give a style set (bench styles ls)')
+    try:
+        print(write_preview(args.name, args.out, num=args.num, size=args.size, root=args.root))
+    except (ValueError, FileNotFoundError) as err:
+        from benchmark.errors import InputError, first_line
+        raise InputError(first_line(err)) from None
     return 0
 
 
@@ -612,6 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='where runs.csv is exported (default: results)')
     p.add_argument('--from', dest='from_csv', metavar='RUNS_CSV',
                    help='rebuild from an exported runs.csv instead of the store')
+    p.add_argument('--sweep', metavar='NAME',
+                   help='the ablation table and figures of this sweep (bench sweep --name) only')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('datasets', help='preview the embedded data or check a real dataset',
@@ -626,6 +658,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--quick', action='store_true',
                    help='check: decode a sample of videos instead of all of them')
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser('styles', help="list RAPrivacy's style sets or preview one",
+                       epilog=EXAMPLES['styles'], formatter_class=fmt)
+    p.add_argument('action', choices=('ls', 'preview'))
+    p.add_argument('name', nargs='?', help='preview: the style set (bench styles ls)')
+    p.add_argument('--out', default='reports', help='preview: output folder (default: reports)')
+    p.add_argument('--num', type=int, default=16, help='preview: images shown (default: 16)')
+    p.add_argument('--size', type=int, default=112, help='preview: image side (default: 112)')
+    p.add_argument('--root', help='preview folder: the folder of images')
+    p.set_defaults(func=cmd_styles)
 
     p = sub.add_parser('anonymize', help='anonymize a video with a fitted anonymizer',
                        epilog=EXAMPLES['anonymize'], formatter_class=fmt)
