@@ -97,8 +97,10 @@ def parse_grid(pairs: list[str]) -> list[Axis]:
         raw = [v.strip() for v in values.split(',')]
         if not sep or not name or not all(raw):
             raise ConfigError(f'--grid {pair!r} is not key=value1,value2,... (no empty key or value)')
-        if name in (a.name for a in axes):
-            raise ConfigError(f'--grid {name} is given twice: list all its values in one --grid')
+        key = SHORT_KEYS.get(name, name)
+        if key in (a.key for a in axes):
+            raise ConfigError(f'--grid {name} sets {key} a second time: list all its values in '
+                              f'one --grid')
         if len(set(raw)) < len(raw):
             twice = next(v for v in raw if raw.count(v) > 1)
             raise ConfigError(f'--grid {name}: value {twice!r} is given twice')
@@ -107,9 +109,9 @@ def parse_grid(pairs: list[str]) -> list[Axis]:
             for v in raw:
                 if v not in names:
                     raise UnknownNameError(f'--grid {name}: ' + closest(v, list(names), 'style'))
-            axes.append(Axis(name, SHORT_KEYS[name], raw))
+            axes.append(Axis(name, key, raw))
         else:
-            axes.append(Axis(name, name, [_literal(v) for v in raw]))
+            axes.append(Axis(name, key, [_literal(v) for v in raw]))
     return axes
 
 
@@ -371,21 +373,20 @@ class LocalEngine:
         self.slots = list(range(jobs))
 
     def map(self, specs: list[dict], done) -> None:
-        """Run every spec, calling ``done(spec, outcome)`` as each ends (from several threads)."""
+        """Run every spec, calling ``done(spec, outcome)`` as each ends, one call at a time."""
         import threading
-        free = threading.Semaphore(self.jobs)
-        lock = threading.Lock()
+        lock = threading.Lock()  # the manifest's file lock is the process's, not a thread's
 
         def one(spec):
-            with free:
+            with lock:
+                slot = self.slots.pop()
+            try:
+                outcome = self._run(spec, slot)
+            finally:
                 with lock:
-                    slot = self.slots.pop()
-                try:
-                    outcome = self._run(spec, slot)
-                finally:
-                    with lock:
-                        self.slots.append(slot)
-            done(spec, outcome)
+                    self.slots.append(slot)
+            with lock:
+                done(spec, outcome)
 
         with ThreadPoolExecutor(self.jobs) as pool:
             for future in [pool.submit(one, s) for s in specs]:

@@ -68,9 +68,8 @@ def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     return image[y:y + size, x:x + size]
 
 
-@STYLE_SETS.register_module()
-class VPSynthDepthStyles:
-    """Depth images rendered by the VP-Synth generator (the default style set).
+class _VPSynthStyles:
+    """A style set the VP-Synth generator draws.
 
     Args:
         num (int): Number of style images K. Defaults to 64.
@@ -80,24 +79,20 @@ class VPSynthDepthStyles:
 
     def __init__(self, num: int = 64, size: int = 112, seed: int = 0) -> None:
         self.num, self.size, self.seed = num, size, seed
+
+
+@STYLE_SETS.register_module()
+class VPSynthDepthStyles(_VPSynthStyles):
+    """Depth images rendered by the VP-Synth generator (the default style set)."""
 
     def images(self) -> np.ndarray:
         from benchmark.datasets.vp_synth import vp_synth_style_images  # the generator is optional here
         return vp_synth_style_images(self.num, self.size, self.seed)
 
 
-class _VPSynthFrameStyles(abc.ABC):
+class _VPSynthFrameStyles(_VPSynthStyles, abc.ABC):
     """Style images rendered from VP-Synth frames with their nearness and person mask; a
-    subclass gives ``render(rgb, near, person)`` for one frame.
-
-    Args:
-        num (int): Number of style images K. Defaults to 64.
-        size (int): Side of the square images. Defaults to 112.
-        seed (int): Generator seed. Defaults to 0.
-    """
-
-    def __init__(self, num: int = 64, size: int = 112, seed: int = 0) -> None:
-        self.num, self.size, self.seed = num, size, seed
+    subclass gives ``render(rgb, near, person)`` for one frame."""
 
     def images(self) -> np.ndarray:
         from benchmark.datasets.vp_synth import vp_synth_style_frames

@@ -45,7 +45,7 @@ def test_style_short_form_names_the_style_set():
     (['anonymizer.sigma=a,b'], 'anonymizer.sigma takes values like 6.0 (float), not str'),
     (['anonymizer.sigma=1.0,1.0'], "value '1.0' is given twice"),
     (['anonymizer.sigma'], 'is not key=value1,value2'),
-    (['anonymizer.sigma=1.0', 'anonymizer.sigma=2.0'], 'anonymizer.sigma is given twice'),
+    (['anonymizer.sigma=1.0', 'anonymizer.sigma=2.0'], 'sets anonymizer.sigma a second time'),
     (['anonymizer.sigma=-1.0'], '--grid anonymizer.sigma=-1.0: anonymizer RegionBlur:'),
     (['target_schedule.max_epochs=1,0'], 'target_schedule.max_epochs=0'),
 ])
