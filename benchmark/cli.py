@@ -249,19 +249,20 @@ def cmd_sweep(args) -> int:
     uri = _store_for_writing(args)
     work_root = Path(args.work_dir)
     axes = sweep.parse_grid(args.grid)
+    name = _sweep_name(args, axes)
+    manifest = sweep.Manifest(work_root, name)
     points = sweep.resolve(args.method, args.dataset, args.profile, args.train_dataset,
                            _data_options(args), axes, seeds)  # every point checked before any runs
     if args.device == 'cuda':
         _select_device(args.device)
-    name = _sweep_name(args, axes)
-    manifest = sweep.Manifest(work_root, name)
     data = manifest.start(dict(method=args.method, dataset=args.dataset, profile=args.profile,
                                train_dataset=args.train_dataset,
                                grid={a.name: a.values for a in axes}, seeds=seeds))
     states = [sweep.point_state(p, work_root, data) for p in points]
     ui_hint = _ui_hint(args)
     variants = len(points) // len(seeds)
-    threads = f', {sweep.threads_per_job(args.jobs)} threads each' if args.device == 'cpu' else ''
+    per_job = sweep.threads_per_job(args.jobs)
+    threads = f', {per_job} thread{"s" if per_job > 1 else ""} each' if args.device == 'cpu' else ''
     print(f'sweep {name}: {variants} variants x {len(seeds)} seeds = {len(points)} runs of '
           f'{args.method} on {args.dataset}, {args.profile} profile, {args.device}, '
           f'{args.jobs} job{"s" if args.jobs > 1 else ""}{threads}, engine {args.engine}')
@@ -271,15 +272,15 @@ def cmd_sweep(args) -> int:
     print(f'  {counts["finished"]} finished before (skipped), {counts["interrupted"]} interrupted '
           f'(resumed), {counts["failed"]} failed before (run again), {counts["new"]} new',
           flush=True)
-    todo = [(p, s) for p, s in zip(points, states) if s != 'finished']
-    for p, s in zip(points, states):
-        if s == 'finished':  # finished before, perhaps by `bench run` or another sweep: tie it here
-            result = sweep.finished_result(p, work_root)
-            sweep.tie_finished(uri, result['run_id'], name)
-            manifest.record(run_key(p.cfg), dict(outcome='finished', run_id=result['run_id']))
+    todo = [p for p, s in zip(points, states) if s != 'finished']
+    finished = {run_key(p.cfg): sweep.finished_result(p, work_root)['run_id']
+                for p, s in zip(points, states) if s == 'finished'}
+    sweep.tie_finished(uri, list(finished.values()), name)  # e.g. by `bench run`, another sweep
+    for key, run_id in finished.items():
+        manifest.record(key, dict(outcome='finished', run_id=run_id))
     start = time.monotonic()
-    specs = [sweep.point_spec(p, name, work_root, uri, args.device, args.amp) for p, _ in todo]
-    labels = {spec['run_key']: p.label for spec, (p, _) in zip(specs, todo)}
+    specs = [sweep.point_spec(p, name, work_root, uri, args.device, args.amp) for p in todo]
+    labels = {spec['run_key']: p.label for spec, p in zip(specs, todo)}
     failures = []
     ended = []
 
@@ -296,9 +297,8 @@ def cmd_sweep(args) -> int:
     logs = manifest.path.parent / name
     engine = sweep.build_engine(args.engine, args.jobs, args.device, logs, args.slurm_partition)
     engine.map(specs, done)
-    finished = len(points) - len(failures)
     from benchmark.console import duration
-    print(f'sweep {name}: {finished}/{len(points)} runs finished, in '
+    print(f'sweep {name}: {len(points) - len(failures)}/{len(points)} runs finished, in '
           f'{duration(time.monotonic() - start)} (skipped {counts["finished"]}, resumed '
           f'{counts["interrupted"]}, ran again {counts["failed"]}, ran {counts["new"]}; worker '
           f'logs in {logs})')

@@ -36,7 +36,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,7 +44,6 @@ from benchmark.errors import ConfigError, ProtocolError, UnknownNameError, close
 NAME_PATTERN = re.compile(r'[A-Za-z0-9][A-Za-z0-9_.-]{0,63}')
 #: ``--grid`` short forms: the key they stand for.
 SHORT_KEYS = {'style': 'anonymizer.style_set.type'}
-OUTCOMES = ('finished', 'failed')
 
 
 @dataclasses.dataclass
@@ -285,10 +283,14 @@ def finished_result(point: Point, work_root: Path) -> dict:
     return json.loads((run_folder(work_root, point.cfg) / RESULT_FILE).read_text())
 
 
-def tie_finished(uri: str, run_id: str, sweep: str) -> None:
-    """Tag a run finished before (by `bench run` or another sweep) as a point of ``sweep``."""
+def tie_finished(uri: str, run_ids: list[str], sweep: str) -> None:
+    """Tag runs finished before (by `bench run` or another sweep) as points of ``sweep``."""
+    if not run_ids:
+        return
     from benchmark import tracking
-    tracking.add_sweep(tracking.client(uri), run_id, sweep)
+    c = tracking.client(uri)
+    for run_id in run_ids:
+        tracking.add_sweep(c, run_id, sweep)
 
 
 # ----------------------------------------------------------------------------- workers

@@ -158,7 +158,8 @@ def test_two_workers_share_the_store_and_a_failing_point_is_listed(tmp_path):
     (broken / STATE_FILE).write_text(json.dumps({'config_hash': 'other', 'runs': {}}))
     run = _bench(cmd)
     assert run.returncode == 2, run.stdout + run.stderr
-    assert f'2 jobs, {sweep.threads_per_job(2)} threads each' in run.stdout
+    per_job = sweep.threads_per_job(2)
+    assert f'2 jobs, {per_job} thread{"s" if per_job > 1 else ""} each' in run.stdout
     assert 'sweep abl: 2/3 runs finished' in run.stdout, run.stdout
     failed = run.stdout.split('1 failed (run the same command again to retry them):\n')[1]
     assert failed.startswith('  downsample_2x@anonymizer.factor=3 seed 0: ProtocolError: ')
