@@ -106,8 +106,10 @@ class _VPSynthFrameStyles(_VPSynthStyles, abc.ABC):
 
 @STYLE_SETS.register_module()
 class VPSynthEdgeStyles(_VPSynthFrameStyles):
-    """Edge maps: white Canny edges of the frame's grey image and of its nearness on black
-    (outlines of the people and the room, no texture or colour)."""
+    """Edge maps: white Canny edges of the frame and of its nearness, on black.
+
+    Outlines of the people and the room: no texture, no colour.
+    """
 
     def render(self, rgb, near, person):
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -124,8 +126,11 @@ class VPSynthSilhouetteStyles(_VPSynthFrameStyles):
 
 @STYLE_SETS.register_module()
 class VPSynthThermalStyles(_VPSynthFrameStyles):
-    """A thermal-like image: people warm, the room cool with a faint gradient of nearness,
-    blurred as a thermal camera's optics blur, in OpenCV's inferno colour map."""
+    """Thermal-like images: people warm, the room cool, in OpenCV's inferno colour map.
+
+    The room keeps a faint gradient of nearness; the whole is blurred as a thermal camera's
+    optics blur.
+    """
 
     def render(self, rgb, near, person):
         heat = 0.25 * near.astype(np.float32) + 190.0 * person

@@ -35,9 +35,11 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ['runuser', '-u', 'postgres', '--', *cmd] if os.geteuid() == 0 else cmd
 
 
-def _wait_http(url: str, seconds: float) -> None:
+def _wait_http(url: str, seconds: float, server: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f'mlflow server exited ({server.returncode}):\n{log.read_text()[-3000:]}')
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -72,11 +74,11 @@ def mlflow_server(tmp_path):
         artifacts = tmp_path / 'artifacts'
         server = subprocess.Popen(
             [sys.executable, '-m', 'mlflow', 'server', '--backend-store-uri',
-             f'postgresql://bench@127.0.0.1:{port}/mlflow', '--artifacts-destination',
+             f'postgresql+psycopg2://bench@127.0.0.1:{port}/mlflow', '--artifacts-destination',
              str(artifacts), '--host', '127.0.0.1', '--port', str(web), '--workers', '1'],
             stdout=open(tmp_path / 'mlflow.log', 'w'), stderr=subprocess.STDOUT,
             start_new_session=True)
-        _wait_http(f'http://127.0.0.1:{web}/health', 300)
+        _wait_http(f'http://127.0.0.1:{web}/health', 300, server, tmp_path / 'mlflow.log')
         yield f'http://127.0.0.1:{web}'
     finally:
         if server is not None:
