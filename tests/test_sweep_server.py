@@ -78,7 +78,7 @@ def mlflow_server(tmp_path):
              str(artifacts), '--host', '127.0.0.1', '--port', str(web), '--workers', '1'],
             stdout=open(tmp_path / 'mlflow.log', 'w'), stderr=subprocess.STDOUT,
             start_new_session=True)
-        _wait_http(f'http://127.0.0.1:{web}/health', 300, server, tmp_path / 'mlflow.log')
+        _wait_http(f'http://127.0.0.1:{web}/health', 900, server, tmp_path / 'mlflow.log')
         yield f'http://127.0.0.1:{web}'
     finally:
         if server is not None:
