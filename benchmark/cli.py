@@ -285,7 +285,7 @@ def cmd_sweep(args) -> int:
     ended = []
 
     def done(spec, outcome):
-        manifest.record(spec['run_key'], outcome)
+        manifest.record(spec['run_key'], {k: v for k, v in outcome.items() if k != 'metrics'})
         ended.append(spec)
         label = labels[spec['run_key']]
         if outcome['outcome'] == 'finished':
