@@ -99,3 +99,16 @@ def test_unknown_sweep_names_the_closest(store, tmp_path):
     from benchmark.report.sweep import build_sweep_report
     with pytest.raises(InputError, match=r"no complete run of sweep 'abll'.*did you mean 'abl'"):
         build_sweep_report(store, 'abll', tmp_path / 'reports', tmp_path / 'results')
+
+
+def test_table1_leaves_sweep_points_to_their_report_and_keeps_its_files(store, tmp_path, capsys):
+    from benchmark.report import build_report
+    from benchmark.report.sweep import build_sweep_report
+    reports = tmp_path / 'reports'
+    build_sweep_report(store, 'other', reports, tmp_path / 'results')
+    (reports / 'sweep_other.md').rename(reports / 'sweep_other_smoke.md')  # a name like a profile's
+    build_report(store, reports, tmp_path / 'results')
+    assert 'bench report: 8 runs of sweeps are left to their own reports' in capsys.readouterr().out
+    table = (reports / 'table1_smoke.md').read_text()
+    assert 'strong_blur@' not in table and 'Raw Data' in table
+    assert (reports / 'sweep_other_smoke.md').exists()
