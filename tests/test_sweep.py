@@ -94,7 +94,7 @@ def _sweep_cmd(work: Path, grid: list[str], *extra: str) -> list[str]:
 
 
 def _bench(cmd: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1800)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=3600)
 
 
 def _parents(work: Path) -> list:
