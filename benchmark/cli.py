@@ -26,13 +26,20 @@ EXAMPLES = {
             --launcher pytorch                    # one run, 4 GPUs, the same global batch
 """,
     'sweep': """examples:
-  # the style ablation: which style set RAPrivacy transfers toward
-  bench sweep --method raprivacy --grid anonymizer.style_set.type=VPSynthDepthStyles,VPSynthRGBStyles \\
-              --seeds 0,1
+  # the style ablation: which style set RAPrivacy transfers toward (bench styles ls)
+  bench sweep --method raprivacy --grid style=depth,edges,silhouette,thermal,rgb --seeds 0,1 \\
+              --name styles --jobs 2
   # two grids multiply: 2 x 2 variants
   bench sweep --method strong_blur --grid anonymizer.sigma=4.0,8.0 --grid anonymizer.dilate=0.0,4.0
-Each variant is a run of its own (method shown as <method>@<key>=<value>,...) in the same
-store, resumable like any run; `bench report` lists the variants beside the methods.
+  bench report --sweep styles                    # its table and figures, under reports/
+Each point is a run of its own (method shown as <method>@<key>=<value>,...) tagged with the
+sweep's name in MLflow. The same command again skips finished points, resumes interrupted ones
+and runs failed ones again; a failing point never stops the others and is listed at the end.
+""",
+    'styles': """examples:
+  bench styles ls                                # the style sets of `--grid style=...`
+  bench styles preview thermal                   # reports/styles_thermal.png
+  bench styles preview folder --root ~/sbu_depth # a folder of your own (--style-root)
 """,
     'ls': """examples:
   bench ls methods
@@ -48,6 +55,7 @@ store, resumable like any run; `bench report` lists the variants beside the meth
   bench report --dataset vp_synth_b              # with transfer runs: transfer_<profile>.md,
                                                  # in-domain vs transferred and the cost
   bench report --from results/runs.csv           # rebuild tables and plots without the store
+  bench report --sweep styles                    # reports/sweep_styles.{md,csv}, plots/sweep_styles_*
   bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
 """,
     'datasets': """examples:
@@ -226,80 +234,83 @@ def _ui_hint(args) -> str:
     return 'bench ui' if args.work_dir == 'work_dirs' else f'bench ui --work-dir {args.work_dir}'
 
 
-def _grid(pairs: list[str]) -> list[dict]:
-    """``key=v1,v2`` entries to the list of their combinations."""
-    import ast
-    import itertools
-    axes = []
-    for pair in pairs:
-        if '=' not in pair:
-            raise SystemExit(f'bench: --grid {pair!r} is not key=value1,value2,...')
-        key, values = pair.split('=', 1)
-        parsed = []
-        for v in values.split(','):
-            try:
-                parsed.append(ast.literal_eval(v))
-            except (ValueError, SyntaxError):
-                parsed.append(v)
-        axes.append([(key, v) for v in parsed])
-    return [dict(combo) for combo in itertools.product(*axes)]
-
-
-def _variant_name(point: dict) -> str:
-    return ','.join(f'{k}={v}' for k, v in point.items())
+def _sweep_name(args, axes) -> str:
+    import re
+    if args.name:
+        return args.name
+    return re.sub(r'[^A-Za-z0-9_.-]', '_', '_'.join([args.method, *(a.name for a in axes)]))[:64]
 
 
 def cmd_sweep(args) -> int:
-    _select_device(args.device)
-    uri = _store_for_writing(args)
-    from benchmark import console
-    from benchmark.config import resolve_config
-    from benchmark.protocol import Protocol, method_name
+    import time
+    from benchmark import sweep
+    from benchmark.protocol import run_key
+    if args.jobs < 1:
+        raise SystemExit(f'bench: --jobs {args.jobs}: give 1 or more worker processes')
     seeds = _seeds(args)
+    if args.device == 'cpu':
+        _select_device(args.device)
+    uri = _store_for_writing(args)
     work_root = Path(args.work_dir)
-    base = _data_options(args)
-    points = _grid(args.grid)
-    configs = [resolve_config(args.method, args.dataset, args.profile,
-                              train_dataset=args.train_dataset, options={**base, **point},
-                              seed=seed, variant=_variant_name(point))
-               for point in points for seed in seeds]  # resolve all first: fail early
+    axes = sweep.parse_grid(args.grid)
+    name = _sweep_name(args, axes)
+    manifest = sweep.Manifest(work_root, name)
+    points = sweep.resolve(args.method, args.dataset, args.profile, args.train_dataset,
+                           _data_options(args), axes, seeds)  # every point checked before any runs
+    if args.device == 'cuda':
+        _select_device(args.device)
+    data = manifest.start(dict(method=args.method, dataset=args.dataset, profile=args.profile,
+                               train_dataset=args.train_dataset,
+                               grid={a.name: a.values for a in axes}, seeds=seeds))
+    states = [sweep.point_state(p, work_root, data) for p in points]
     ui_hint = _ui_hint(args)
-    print(f'sweep: {len(points)} variants x {len(seeds)} seeds = {len(configs)} runs of '
-          f'{args.method} on {args.dataset}, {args.profile} profile, {args.device}')
-    print(f'  recorded in {uri} (`{ui_hint}`; `{ui_hint.replace("bench ui", "bench report")}` '
-          f'tabulates them)', flush=True)
-    mode = console.mode_for(args.verbose)
-    out = console.Console(mode, keep_bars=mode == 'verbose')  # quiet: a line per run, not per stage
-    collapsed = 0
-    with console.use(out), out.progress('sweep', len(configs), 'runs', keep=True) as overall:
-        for k, cfg in enumerate(configs, 1):
-            label = f'{method_name(cfg)} seed {cfg.seed}'
-            if out.verbose:
-                result = _run_one(Protocol(cfg, work_root, uri, device=args.device, amp=args.amp),
-                                  f'{cfg.variant} seed {cfg.seed}')
-                if result is not None:
-                    _print_result(cfg, result)
-            else:
-                out.prefix = f'[{k}/{len(configs)}] '
-                overall.update(0, note=f'running {label}')
-                result, failure = _sweep_point(cfg, work_root, uri, args)
-                out.prefix = ''
-                out.print(f'[{k}/{len(configs)}] {label}  ' + (
-                    f'failed  {failure}' if result is None else _point_figures(result)))
-            collapsed += result is None
-            overall.update(note='')
-    return 2 if collapsed else 0
+    variants = len(points) // len(seeds)
+    per_job = sweep.threads_per_job(args.jobs)
+    threads = f', {per_job} thread{"s" if per_job > 1 else ""} each' if args.device == 'cpu' else ''
+    print(f'sweep {name}: {variants} variants x {len(seeds)} seeds = {len(points)} runs of '
+          f'{args.method} on {args.dataset}, {args.profile} profile, {args.device}, '
+          f'{args.jobs} job{"s" if args.jobs > 1 else ""}{threads}, engine {args.engine}')
+    print(f'  recorded in {uri} (`{ui_hint}`; `{ui_hint.replace("bench ui", "bench report")} '
+          f'--sweep {name}` tabulates it)')
+    counts = {s: states.count(s) for s in ('finished', 'interrupted', 'failed', 'new')}
+    print(f'  {counts["finished"]} finished before (skipped), {counts["interrupted"]} interrupted '
+          f'(resumed), {counts["failed"]} failed before (run again), {counts["new"]} new',
+          flush=True)
+    todo = [p for p, s in zip(points, states) if s != 'finished']
+    finished = {run_key(p.cfg): sweep.finished_result(p, work_root)['run_id']
+                for p, s in zip(points, states) if s == 'finished'}
+    sweep.tie_finished(uri, list(finished.values()), name)  # e.g. by `bench run`, another sweep
+    for key, run_id in finished.items():
+        manifest.record(key, dict(outcome='finished', run_id=run_id))
+    start = time.monotonic()
+    specs = [sweep.point_spec(p, name, work_root, uri, args.device, args.amp) for p in todo]
+    labels = {spec['run_key']: p.label for spec, p in zip(specs, todo)}
+    failures = []
+    ended = []
 
+    def done(spec, outcome):
+        manifest.record(spec['run_key'], {k: v for k, v in outcome.items() if k != 'metrics'})
+        ended.append(spec)
+        label = labels[spec['run_key']]
+        if outcome['outcome'] == 'finished':
+            print(f'[{len(ended)}/{len(specs)}] {label}  {_point_figures(outcome)}', flush=True)
+        else:
+            failures.append((label, outcome['error']))
+            print(f'[{len(ended)}/{len(specs)}] {label}  failed  {outcome["error"]}', flush=True)
 
-def _sweep_point(cfg, work_root: Path, uri: str, args) -> tuple[dict | None, str]:
-    """One run of a sweep: its result, or None and why its fit collapsed."""
-    from benchmark.errors import FitCollapsed
-    from benchmark.protocol import Protocol
-    protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp)
-    try:
-        return protocol.run(), ''
-    except FitCollapsed as err:
-        return None, str(err)
+    logs = manifest.path.parent / name
+    engine = sweep.build_engine(args.engine, args.jobs, args.device, logs, args.slurm_partition)
+    engine.map(specs, done)
+    from benchmark.console import duration
+    print(f'sweep {name}: {len(points) - len(failures)}/{len(points)} runs finished, in '
+          f'{duration(time.monotonic() - start)} (skipped {counts["finished"]}, resumed '
+          f'{counts["interrupted"]}, ran again {counts["failed"]}, ran {counts["new"]}; worker '
+          f'logs in {logs})')
+    if failures:
+        print(f'{len(failures)} failed (run the same command again to retry them):')
+        for label, error in failures:
+            print(f'  {label}: {error}')
+    return 0 if not failures else 2
 
 
 def _point_figures(result: dict) -> str:
@@ -454,6 +465,12 @@ def cmd_report(args) -> int:
     _check_names(args.dataset, available_datasets(), 'dataset')
     _check_names(args.profile, available_profiles(), 'profile')
     uri = None if args.from_csv else _store_for_reading(args)
+    if args.sweep:
+        from benchmark.report.sweep import build_sweep_report
+        for path in build_sweep_report(uri, args.sweep, Path(args.out), Path(args.results),
+                                       from_csv=Path(args.from_csv) if args.from_csv else None):
+            print(path)
+        return 0
     from benchmark.report import build_report
     written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
                            datasets=args.dataset, profiles=args.profile,
@@ -461,6 +478,24 @@ def cmd_report(args) -> int:
                            extra_methods=available_methods())
     for path in written:
         print(path)
+    return 0
+
+
+def cmd_styles(args) -> int:
+    from raprivacy.styles import STYLE_NAMES, STYLE_SETS, write_preview
+    if args.action == 'ls':
+        for name, kind in STYLE_NAMES.items():
+            doc = (STYLE_SETS.get(kind).__doc__ or '').strip().splitlines()[0]
+            print(f'{name:11} {kind:24} {doc}')
+        print(f'{"folder":11} {"FolderStyles":24} your own images: --style-root PATH')
+        return 0
+    if not args.name:
+        raise SystemExit('bench: styles preview NAME: give a style set (bench styles ls)')
+    try:
+        print(write_preview(args.name, args.out, num=args.num, size=args.size, root=args.root))
+    except (ValueError, FileNotFoundError) as err:
+        from benchmark.errors import InputError, first_line
+        raise InputError(first_line(err)) from None
     return 0
 
 
@@ -573,13 +608,22 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXAMPLES['sweep'], formatter_class=fmt)
     _common_run_args(p)
     p.add_argument('--grid', action='append', required=True, metavar='KEY=V1,V2',
-                   help='a config key and its values; repeat for a product grid')
+                   help='a config key (or a short form: style) and its values; repeat for a '
+                        'product grid')
     p.add_argument('--seeds', help='comma-separated seeds, one run each')
+    p.add_argument('--name', help='the sweep\'s name, its MLflow tag bench.sweep and the '
+                                  'report\'s (default: <method>_<grid keys>)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='points run at once, each in its own process (CPU: the cores divided '
+                        'among them; CUDA: one GPU each). Default: 1')
+    p.add_argument('--engine', choices=('local', 'submitit'), default='local',
+                   help='local: worker processes started here (default); submitit: submitit\'s '
+                        'local executor, or Slurm with --slurm-partition')
+    p.add_argument('--slurm-partition', help='--engine submitit: submit to this Slurm partition')
     _many_seeds_arg(p)
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
-    _verbose_arg(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser('ls', help='list methods, datasets or profiles', epilog=EXAMPLES['ls'],
@@ -602,6 +646,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help='where runs.csv is exported (default: results)')
     p.add_argument('--from', dest='from_csv', metavar='RUNS_CSV',
                    help='rebuild from an exported runs.csv instead of the store')
+    p.add_argument('--sweep', metavar='NAME',
+                   help='the ablation table and figures of this sweep (bench sweep --name) only')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('datasets', help='preview the embedded data or check a real dataset',
@@ -616,6 +662,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--quick', action='store_true',
                    help='check: decode a sample of videos instead of all of them')
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser('styles', help="list RAPrivacy's style sets or preview one",
+                       epilog=EXAMPLES['styles'], formatter_class=fmt)
+    p.add_argument('action', choices=('ls', 'preview'))
+    p.add_argument('name', nargs='?', help='preview: the style set (bench styles ls)')
+    p.add_argument('--out', default='reports', help='preview: output folder (default: reports)')
+    p.add_argument('--num', type=int, default=16, help='preview: images shown (default: 16)')
+    p.add_argument('--size', type=int, default=112, help='preview: image side (default: 112)')
+    p.add_argument('--root', help='preview folder: the folder of images')
+    p.set_defaults(func=cmd_styles)
 
     p = sub.add_parser('anonymize', help='anonymize a video with a fitted anonymizer',
                        epilog=EXAMPLES['anonymize'], formatter_class=fmt)

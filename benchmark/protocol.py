@@ -128,11 +128,15 @@ class Protocol:
         log (callable): Progress printer. Defaults to ``print``.
         launcher (str): ``'none'`` or ``'pytorch'`` (``torchrun``; ``benchmark.distributed``
             starts the process group first). Defaults to ``'none'``.
+        sweep (str, optional): The sweep this run is a point of (``bench sweep --name``),
+            added to its parent run's ``bench.sweep`` tag. Defaults to None.
     """
 
     def __init__(self, cfg: Config, work_root: Path, tracking_uri: str, device: str = 'cpu',
-                 amp: bool = False, log=print, launcher: str = 'none') -> None:
+                 amp: bool = False, log=print, launcher: str = 'none',
+                 sweep: str | None = None) -> None:
         import_all()
+        self.sweep = sweep
         self.launcher = launcher
         self.main = distributed.rank() == 0  # the process that records the run
         self.cfg = cfg
@@ -259,6 +263,8 @@ class Protocol:
             c.update_run(parent, status='RUNNING')
             if tracking.TAG + 'failure' in c.get_run(parent).data.tags:  # this attempt fails anew or finishes
                 c.delete_tag(parent, tracking.TAG + 'failure')
+            if self.sweep:
+                tracking.add_sweep(c, parent, self.sweep)
             self.log(f'resuming MLflow run {parent} from {self.run_dir}')
             return
         prov = tracking.provenance(self.device)
@@ -275,6 +281,8 @@ class Protocol:
             'data_version': self.data_version,
             'config_hash': self.hash, 'work_dir': str(self.run_dir.resolve()), **prov,
         }
+        if self.sweep:
+            tags['sweep'] = self.sweep
         run = c.create_run(exp, run_name=f'{method_name(self.cfg)}-{self.cfg.profile}-s{self.cfg.seed}',
                            tags={tracking.TAG + k: v for k, v in tags.items()})
         run_id = run.info.run_id

@@ -63,6 +63,14 @@ def experiment_id(c, name: str, uri: str) -> str:
     return exp.experiment_id
 
 
+def add_sweep(c, run_id: str, sweep: str) -> None:
+    """Add ``sweep`` to a parent run's ``bench.sweep`` tag: the names of the sweeps it belongs to,
+    comma-separated (a run finished once counts in every sweep that asks for its point)."""
+    names = c.get_run(run_id).data.tags.get(TAG + 'sweep', '')
+    if sweep not in names.split(','):
+        c.set_tag(run_id, TAG + 'sweep', ','.join(n for n in (names, sweep) if n))
+
+
 def git_state(repo: Path | None = None) -> tuple[str, bool]:
     """Commit of the suite's checkout and whether it has uncommitted changes."""
     repo = repo or Path(__file__).resolve().parents[1]

@@ -5,11 +5,17 @@ is a config choice (``anonymizer.style_set``), so the style ablation can swap it
 returns ``uint8 (K, H, W, 3)`` RGB images of side ``size``:
 
 - ``VPSynthDepthStyles`` (default): depth renderings from the VP-Synth generator.
+- ``VPSynthEdgeStyles``, ``VPSynthSilhouetteStyles``, ``VPSynthThermalStyles``,
+  ``VPSynthRGBStyles``: edge maps, person silhouettes, a thermal-like colour map and natural RGB
+  frames, each rendered from the generator's frames, nearness and person masks (other people
+  than any dataset video's); the alternatives of the style ablation (``bench sweep --grid
+  style=depth,edges,silhouette,thermal,rgb``).
 - ``FolderStyles``: every image of a folder (e.g. SBU Kinect depth frames, or any images).
 - ``ImageStyles``: images given as an array (programmatic use and tests).
 """
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import cv2
@@ -20,6 +26,10 @@ from benchmark.registry import closest, UnknownNameError
 
 STYLE_SETS = Registry('style set', scope='benchmark', locations=['raprivacy.styles'])
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+#: Short names of the style sets (``bench sweep --grid style=depth,...``, ``bench styles``).
+STYLE_NAMES = {'depth': 'VPSynthDepthStyles', 'edges': 'VPSynthEdgeStyles',
+               'silhouette': 'VPSynthSilhouetteStyles', 'thermal': 'VPSynthThermalStyles',
+               'rgb': 'VPSynthRGBStyles'}
 
 
 def build_style_images(cfg: dict) -> np.ndarray:
@@ -58,9 +68,8 @@ def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     return image[y:y + size, x:x + size]
 
 
-@STYLE_SETS.register_module()
-class VPSynthDepthStyles:
-    """Depth images rendered by the VP-Synth generator (the default style set).
+class _VPSynthStyles:
+    """A style set the VP-Synth generator draws.
 
     Args:
         num (int): Number of style images K. Defaults to 64.
@@ -71,9 +80,72 @@ class VPSynthDepthStyles:
     def __init__(self, num: int = 64, size: int = 112, seed: int = 0) -> None:
         self.num, self.size, self.seed = num, size, seed
 
+
+@STYLE_SETS.register_module()
+class VPSynthDepthStyles(_VPSynthStyles):
+    """Depth images rendered by the VP-Synth generator (the default style set)."""
+
     def images(self) -> np.ndarray:
         from benchmark.datasets.vp_synth import vp_synth_style_images  # the generator is optional here
         return vp_synth_style_images(self.num, self.size, self.seed)
+
+
+class _VPSynthFrameStyles(_VPSynthStyles, abc.ABC):
+    """Style images rendered from VP-Synth frames with their nearness and person mask; a
+    subclass gives ``render(rgb, near, person)`` for one frame."""
+
+    def images(self) -> np.ndarray:
+        from benchmark.datasets.vp_synth import vp_synth_style_frames
+        frames = vp_synth_style_frames(self.num, self.size, self.seed)
+        return np.stack([self.render(f[..., :3], f[..., 3], f[..., 4] > 0) for f in frames])
+
+    @abc.abstractmethod
+    def render(self, rgb: np.ndarray, near: np.ndarray, person: np.ndarray) -> np.ndarray:
+        """One style image, ``uint8 (H, W)`` or ``(H, W, 3)``, from one frame's maps."""
+
+
+@STYLE_SETS.register_module()
+class VPSynthEdgeStyles(_VPSynthFrameStyles):
+    """Edge maps: white Canny edges of the frame and of its nearness, on black.
+
+    Outlines of the people and the room: no texture, no colour.
+    """
+
+    def render(self, rgb, near, person):
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        return cv2.Canny(grey, 60, 150) | cv2.Canny(near, 20, 60)
+
+
+@STYLE_SETS.register_module()
+class VPSynthSilhouetteStyles(_VPSynthFrameStyles):
+    """Person silhouettes: the person mask, white on black (shape and pose only)."""
+
+    def render(self, rgb, near, person):
+        return np.where(person, 255, 0).astype(np.uint8)
+
+
+@STYLE_SETS.register_module()
+class VPSynthThermalStyles(_VPSynthFrameStyles):
+    """Thermal-like images: people warm, the room cool, in OpenCV's inferno colour map.
+
+    The room keeps a faint gradient of nearness; the whole is blurred as a thermal camera's
+    optics blur.
+    """
+
+    def render(self, rgb, near, person):
+        heat = 0.25 * near.astype(np.float32) + 190.0 * person
+        sigma = max(1.0, self.size / 112)
+        heat = cv2.GaussianBlur(heat, (0, 0), sigma)
+        heat = np.clip(heat, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(cv2.applyColorMap(heat, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+@STYLE_SETS.register_module()
+class VPSynthRGBStyles(_VPSynthFrameStyles):
+    """Natural RGB frames of other synthetic people (the style a plain photo gives)."""
+
+    def render(self, rgb, near, person):
+        return rgb
 
 
 @STYLE_SETS.register_module()
@@ -120,6 +192,39 @@ class FolderStyles:
         else:
             image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         return fit_square(image, self.size)
+
+
+def write_preview(name: str, out_dir: str | Path, num: int = 16, size: int = 112,
+                  root: str | None = None) -> Path:
+    """A grid of a style set's first ``num`` images, ``<out_dir>/styles_<name>.png``.
+
+    Args:
+        name (str): A short name of ``STYLE_NAMES``, or ``folder`` (with ``root``).
+        out_dir (str | Path): Folder to write into (created).
+        num (int): Images shown. Defaults to 16.
+        size (int): Image side. Defaults to 112.
+        root (str, optional): The folder of images, for ``folder``. Defaults to None.
+    """
+    if name == 'folder':
+        if not root:
+            raise ValueError('the folder style set needs its folder: --root PATH')
+        cfg = dict(type='FolderStyles', root=root, num=num, size=size)
+    elif name in STYLE_NAMES:
+        cfg = dict(type=STYLE_NAMES[name], num=num, size=size)
+    else:
+        raise UnknownNameError(closest(name, [*STYLE_NAMES, 'folder'], 'style'))
+    images = build_style_images(cfg)[:num]
+    cols = min(8, len(images))
+    rows = -(-len(images) // cols)
+    grid = np.zeros((rows * (size + 2), cols * (size + 2), 3), np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, cols)
+        grid[r * (size + 2):r * (size + 2) + size, c * (size + 2):c * (size + 2) + size] = image
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f'styles_{name}.png'
+    cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    return path
 
 
 @STYLE_SETS.register_module()

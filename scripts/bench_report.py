@@ -43,8 +43,10 @@ SEEDS = range(5)
 ATTRS = ('skin_color', 'face', 'gender', 'nudity', 'relationship')
 
 
-def _plan() -> list[dict]:
-    """The 500 parent runs: (method, train_dataset, dataset, profile, seed, complete, age)."""
+def _plan(total: int = 500) -> list[dict]:
+    """The parent runs: (method, train_dataset, dataset, profile, seed, complete, age); 500 by
+    default. Beyond 500, points of sweeps (``strong_blur@anonymizer.sigma=<v>``, 5 seeds each on
+    vp_synth, cpu profile, tagged ``bench.sweep``), as ablations grow a store."""
     runs = []
     for method, *_ in METHODS:
         for dataset in DATASETS:
@@ -64,14 +66,20 @@ def _plan() -> list[dict]:
         base['complete'] = bool(rng.integers(0, 2))
         base['rerun'] = True
         runs.append(base)
-    return runs
+    for k in range(total - len(runs)):
+        variant, seed = divmod(k, len(SEEDS))
+        runs.append(dict(method=f'strong_blur@anonymizer.sigma={variant}', train='vp_synth',
+                         dataset='vp_synth', profile='cpu', seed=seed, complete=True,
+                         sweep=f'sigma{variant // 20}'))
+    return runs[:total]  # fewer than 500: a quick check of the scripts
 
 
-def build_store(folder: Path) -> str:
-    """Create the store under ``folder`` unless a finished one of this version is there."""
+def build_store(folder: Path, total: int = 500) -> str:
+    """Create the store of ``total`` parent runs under ``folder`` unless a finished one of this
+    version and size is there."""
     folder = folder.resolve()
     uri = f'sqlite:///{folder / "mlflow.db"}'
-    marker = folder / f'done-v{STORE_VERSION}'
+    marker = folder / (f'done-v{STORE_VERSION}' if total == 500 else f'done-v{STORE_VERSION}-{total}')
     if marker.exists():
         return uri
     shutil.rmtree(folder, ignore_errors=True)
@@ -86,8 +94,8 @@ def build_store(folder: Path) -> str:
     rng = np.random.default_rng(1)
     t0 = 1_760_000_000_000
     samples = folder / 'upload'
-    for i, run in enumerate(_plan()):
-        name, pl, rd, learns = info[run['method']]
+    for i, run in enumerate(_plan(total)):
+        name, pl, rd, learns = info[run['method'].partition('@')[0]]
         start = t0 + (i if not run.get('rerun') else 1000 + i) * 60_000
         if run.get('rerun') and run['complete']:
             start = t0 - i * 60_000  # an older run the newest one supersedes
@@ -101,6 +109,8 @@ def build_store(folder: Path) -> str:
                 'bench.commit': f'{i % 3:x}' * 40, 'bench.dirty': 'false',
                 'bench.device': 'cpu (2 cores)', 'bench.host': 'bench', 'bench.command': f'bench run {key}',
                 'bench.protocol_version': '1', 'bench.complete': str(run['complete']).lower()}
+        if run.get('sweep'):
+            tags['bench.sweep'] = run['sweep']
         parent = client.create_run(experiments[run['dataset']], start_time=start, tags=tags).info.run_id
         top1, cmap = rng.uniform(0.3, 0.9), rng.uniform(0.6, 0.8)
         metrics = {'action_top1': top1, 'privacy_cmap': cmap, 'privacy_f1_macro': rng.uniform(0.5, 0.7),

@@ -164,7 +164,8 @@ def test_sweep_shows_one_line_per_run(tmp_path):
     assert re.fullmatch(r'\[1/2\] downsample_2x@anonymizer\.factor=2 seed 0  done    top-1 [\d.]+ %  '
                         r'cMAP [\d.]+ %  F1 [\d.]+  \(\d+ s\)', points[0]), points[0]
     assert points[1].startswith('[2/2] downsample_2x@anonymizer.factor=4 seed 0  done ')
-    assert run.stdout.splitlines()[-1].startswith('sweep: 2/2 runs, in ')
+    assert run.stdout.splitlines()[-1].startswith(
+        'sweep downsample_2x_anonymizer.factor: 2/2 runs finished, in ')
     assert 'action top-1' not in run.stdout  # no result block per run
 
 

@@ -55,7 +55,7 @@ _DOMAINS = {'a': ('vp_synth', 0), 'b': ('vp_synth_b', 1)}
 # pretrain: the corpus the target action model starts from (benchmark/target_pretrain.py),
 # the same actions by other people in other scenes; never evaluated on.
 _SPLITS = {'train': 0, 'test': 1, 'pretrain': 2}
-_LABEL_TAG, _TABLE_TAG, _STYLE_TAG = 7001, 7002, 7003
+_LABEL_TAG, _TABLE_TAG, _STYLE_TAG, _STYLE_FRAME_TAG = 7001, 7002, 7003, 7004
 
 
 def generator_version(domain: str) -> int:
@@ -472,6 +472,40 @@ def vp_synth_style_images(num: int = 64, size: int = 112, seed: int = 0,
         np.save(folder / 'images.npy', out)
 
     return np.asarray(cached_arrays('vp_synth_style', settings, build, cache_dir)['images'])
+
+
+def vp_synth_style_frames(num: int = 64, size: int = 112, seed: int = 0,
+                          cache_dir: str | Path | None = None) -> np.ndarray:
+    """Frames of other synthetic people with their maps, for the style sets that render from
+    them (``raprivacy/styles.py``: edges, silhouettes, thermal-like, natural RGB).
+
+    Drawn, like ``vp_synth_style_images``, from seeds disjoint from every dataset video: one
+    frame of a clip of a random action, one or two people, domain ``a``.
+
+    Args:
+        num (int): Number of frames. Defaults to 64.
+        size (int): Frame side in pixels. Defaults to 112.
+        seed (int): Seed of the set. Defaults to 0.
+        cache_dir (str, optional): Cache root, as for ``VPSynthSource``. Defaults to None.
+
+    Returns:
+        np.ndarray: uint8 ``(num, size, size, 5)``: RGB, nearness (white = near), person mask.
+    """
+    if int(num) < 1 or int(size) < 16:
+        raise ValueError(f'vp_synth_style_frames: need num >= 1 and size >= 16, got {num}, {size}')
+    settings = dict(num=int(num), size=int(size), seed=int(seed))
+
+    def build(folder: Path) -> None:
+        out = np.empty((num, size, size, 5), np.uint8)
+        for i in range(num):
+            rng = np.random.default_rng([seed, _STYLE_FRAME_TAG, i])
+            bits = (rng.random(5) < 0.5).astype(np.uint8)
+            bits[4] = rng.random() < 0.7  # two people in most, as in the depth style set
+            clip = render_clip(rng, 'a', ACTIONS[int(rng.integers(len(ACTIONS)))], bits, 8, size=size)
+            out[i] = clip[int(rng.integers(8))]
+        np.save(folder / 'frames.npy', out)
+
+    return np.asarray(cached_arrays('vp_synth_style_frames', settings, build, cache_dir)['frames'])
 
 
 # ---------------------------------------------------------------------------- preview

@@ -18,6 +18,9 @@ Files, per profile (profiles are never mixed in one table):
   ``plots/transfer_<profile>`` (in-domain to transferred, an arrow per method),
   ``plots/frames_<dataset>_<profile>``: ``.png`` and ``.pdf`` each.
 
+The points of a ``bench sweep`` (runs tagged ``bench.sweep``) are left out of these: their table
+and figures are ``bench report --sweep NAME``'s (``benchmark/report/sweep.py``).
+
 A report replaces the previous one: tables and figures of the report folder (``*_<profile>``
 files at its top and in ``plots/``) and samples of the results folder that this report did not
 write are removed (other files are never touched), and the frame grid draws only samples of the
@@ -99,6 +102,15 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
     if len(older):
         labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
         print(f'bench report: left out {len(older)} complete runs on older data or protocol versions ({"; ".join(labels)})')
+    swept = counting[counting.sweep.fillna('') != '']
+    if len(swept):  # a sweep's points are its own report's rows, not Table 1's
+        names = sorted({n for tag in swept.sweep for n in tag.split(',') if n})
+        print(f'bench report: {len(swept)} runs of sweeps are left to their own reports '
+              f'(bench report --sweep {"|".join(names[:5])}{"|..." if len(names) > 5 else ""})')
+        counting = counting.drop(swept.index).reset_index(drop=True)
+        if counting.empty:
+            raise InputError(f'every complete run in {source} is a point of a sweep: tabulate '
+                             f'them with `bench report --sweep NAME` ({", ".join(names[:5])})')
     if counting.empty:
         raise InputError(_nothing_to_report(all_runs, source, datasets, profiles, from_csv, tracking_uri))
     written: list[Path] = []
@@ -153,7 +165,8 @@ def _remove_stale(folder: Path, patterns: list[str], written: list[Path]) -> Non
     keep = {Path(p).resolve() for p in written}
     for pattern in patterns:
         for path in folder.glob(pattern):
-            if path.resolve() not in keep:
+            # a sweep's report (sweep_<name>*) is `bench report --sweep`'s, whatever its name ends in
+            if path.resolve() not in keep and not path.name.startswith('sweep_'):
                 path.unlink()
 
 

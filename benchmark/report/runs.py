@@ -49,6 +49,7 @@ TAG_COLUMNS = {
     'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
     'encoder': 'bench.encoder', 'data_version': 'bench.data_version',
     'threads': 'bench.threads', 'torch': 'bench.torch', 'blas': 'bench.blas',
+    'sweep': 'bench.sweep',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')

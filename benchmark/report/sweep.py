@@ -1,0 +1,199 @@
+"""``bench report --sweep NAME``: the ablation table and figures of one sweep.
+
+A sweep's points are the counting runs whose ``bench.sweep`` tag names it
+(``benchmark/sweep.py``). One row per point (variant): its grid values, top-1, F1, cMAP and the
+automated readability where measured, mean ± sample std over seeds with the seed count, and the
+95 % interval of the seed mean from the per-video outputs. Best and second are marked as in
+Table 1 (``tables._mark``): only where the paired bootstrap test over the same seeds and test
+videos finds the difference significant, here among all points of the sweep.
+
+Files: ``sweep_<name>.{md,csv}`` and ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the
+privacy-utility plane), plus ``plots/sweep_<name>_heatmap.{png,pdf}`` for a two-axis grid
+(two values or more on each axis).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from benchmark.errors import InputError
+from benchmark.report import runs as runs_io
+from benchmark.report import tables
+
+METRICS = tables.TABLE_METRICS  # (metric, title, display scale, decimals)
+READABILITY = tables.READABILITY_METRICS
+
+
+def sweep_runs(counting: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The counting runs that are points of sweep ``name``."""
+    member = counting.sweep.fillna('').str.split(',').apply(lambda names: name in names)
+    return counting[member].reset_index(drop=True)
+
+
+def variant_values(variant: str) -> dict[str, str]:
+    """``style=depth,anonymizer.scale=2`` -> ``{'style': 'depth', 'anonymizer.scale': '2'}``."""
+    return dict(part.split('=', 1) for part in variant.split(',') if '=' in part)
+
+
+def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Table:
+    """The ablation table of one sweep's counting runs (one profile, one dataset)."""
+    from benchmark import stats
+    records = points.to_dict('records')
+    buckets: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    axes = list(variant_values(records[0]['method'].partition('@')[2])) if records else []
+    rows = []
+    for (dataset, method), group in buckets.items():
+        variant = method.partition('@')[2]
+        row = {'sweep': name, 'dataset': dataset, 'profile': group[-1]['profile'],
+               'row_kind': 'method', 'privacy_learning': 'true', 'method': method,
+               'variant': variant, **variant_values(variant), 'n_seeds': len(group),
+               'seeds': tables._seeds(group)}
+        for metric, *_ in METRICS:
+            stat = tables._stats(tables._metric(group, metric))
+            runs_of_row = tables._run_groups(group, predictions, stats.METRICS[metric][0])
+            stat['ci_low'], stat['ci_high'] = (stats.group_interval(metric, runs_of_row)
+                                               if runs_of_row else (math.nan, math.nan))
+            row.update({f'{metric}_{k}': v for k, v in stat.items()})
+        for metric in READABILITY:
+            row[f'{metric}_mean'] = tables._stats(tables._metric(group, metric))['mean']
+        rows.append(row)
+    # every point competes (privacy_learning above only admits the rows to tables._mark's pool)
+    tables._mark(rows, [(f'{m}_mean', scale, dec, tables._higher_is_better(m))
+                        for m, _, scale, dec in METRICS], tables._tester(buckets, predictions))
+    frame = pd.DataFrame(rows).drop(columns=['row_kind', 'privacy_learning'])
+    header = tables.header_of(records, records[0]['profile']) if records else {}
+    header['axes'] = ', '.join(axes)
+    return tables.Table('sweep', header.get('profile', ''), frame, header)
+
+
+def _cell(row, metric: str, scale: float, decimals: int) -> str:
+    mean, std = row[f'{metric}_mean'], row[f'{metric}_std']
+    if mean != mean:
+        return '-'
+    text = f'{scale * mean:.{decimals}f}' + (f' ± {scale * std:.{decimals}f}' if std == std else '')
+    mark = row.get(f'{metric}_mean_mark', '')
+    return f'**{text}**' if mark == 'best' else f'<u>{text}</u>' if mark == 'second' else text
+
+
+def to_markdown(table: tables.Table) -> str:
+    h = table.header
+    axes = [a for a in h.get('axes', '').split(', ') if a]
+    measured = [m for m in READABILITY if table.frame[f'{m}_mean'].notna().any()]
+    titles = [*axes, 'seeds', *(f'{t} {"↑" if tables._higher_is_better(m) else "↓"}'
+                                for m, t, *_ in METRICS),
+              *(m.removeprefix('readability_') for m in measured)]
+    lines = [f'# Sweep {table.frame.sweep.iloc[0]}: {table.frame.method.iloc[0].partition("@")[0]} '
+             f'on {table.frame.dataset.iloc[0]} ({h["profile"]} profile)', '',
+             f'Runs: {h["runs"]}; commits {h["commits"]}; devices {h["devices"]}; newest run '
+             f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}.', '',
+             '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
+    for _, row in table.frame.iterrows():
+        cells = [str(row.get(a, '')) for a in axes] + [str(row.n_seeds)]
+        cells += [_cell(row, m, scale, dec) for m, _, scale, dec in METRICS]
+        cells += [f'{row[f"{m}_mean"]:.3f}' if row[f'{m}_mean'] == row[f'{m}_mean'] else '-'
+                  for m in measured]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', 'Top-1 and cMAP in percent, F1 as a fraction: mean ± sample std over seeds. '
+              '**Bold**: best point, <u>underlined</u>: second, each only where a paired bootstrap '
+              'test over the same seeds and test videos finds it significantly ahead of the next '
+              '(p < 0.05); nothing is marked without per-video outputs or with one seed per point.',
+              'Readability columns: the automated measures (benchmark/readability.py), seed means.']
+    return '\n'.join(lines) + '\n'
+
+
+def plane(table: tables.Table, stem: Path) -> list[Path]:
+    """The points in the privacy-utility plane: cMAP (x, lower is better) against top-1."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from benchmark.report.plots import save
+    f = table.frame
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.errorbar(100 * f.privacy_cmap_mean, 100 * f.action_top1_mean,
+                xerr=100 * f.privacy_cmap_std.fillna(0), yerr=100 * f.action_top1_std.fillna(0),
+                fmt='o', capsize=3)
+    for _, row in f.iterrows():
+        ax.annotate(row.variant, (100 * row.privacy_cmap_mean, 100 * row.action_top1_mean),
+                    textcoords='offset points', xytext=(4, 4), fontsize=7)
+    ax.set_xlabel('privacy cMAP (%), lower is better')
+    ax.set_ylabel('action top-1 (%), higher is better')
+    ax.set_title(f'sweep {f.sweep.iloc[0]} ({table.header["profile"]} profile, mean ± std over seeds)',
+                 fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    paths = save(fig, stem)
+    plt.close(fig)
+    return paths
+
+
+def heatmap(table: tables.Table, stem: Path) -> list[Path]:
+    """A two-axis grid as heatmaps of top-1 and cMAP (seed means)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from benchmark.report.plots import save
+    first, second = table.header['axes'].split(', ')
+    f = table.frame
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (metric, title) in zip(axes, (('action_top1', 'top-1 (%) ↑'),
+                                          ('privacy_cmap', 'cMAP (%) ↓'))):
+        grid = f.pivot_table(index=first, columns=second, values=f'{metric}_mean', sort=False) * 100
+        sns.heatmap(grid, annot=True, fmt='.1f', ax=ax, cmap='viridis' if metric == 'action_top1'
+                    else 'viridis_r', cbar=False)
+        ax.set_title(title)
+    fig.suptitle(f'sweep {f.sweep.iloc[0]} ({table.header["profile"]} profile, seed means)', fontsize=9)
+    fig.tight_layout()
+    paths = save(fig, stem)
+    plt.close(fig)
+    return paths
+
+
+def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions=None) -> list[Path]:
+    """The sweep's table (Markdown, CSV) and figures under ``out``; its files only."""
+    points = sweep_runs(counting, name)
+    if points.empty:
+        known = sorted({n for names in counting.sweep.fillna('') for n in names.split(',') if n})
+        from benchmark.errors import near_misses
+        raise InputError(f'no complete run of sweep {name!r} in the store: '
+                         + (near_misses(name, known) + f' sweeps: {", ".join(known)}' if known
+                            else 'run `bench sweep --name ' + name + '` first'))
+    written = []
+    for (profile, dataset), group in points.groupby(['profile', 'dataset'], sort=False):
+        table = sweep_table(group, name, predictions)
+        suffix = '' if points[['profile', 'dataset']].drop_duplicates().shape[0] == 1 else \
+            f'_{dataset}_{profile}'
+        stem = f'sweep_{name}{suffix}'
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f'{stem}.md').write_text(to_markdown(table))
+        table.frame.to_csv(out / f'{stem}.csv', index=False)
+        written += [out / f'{stem}.md', out / f'{stem}.csv']
+        written += plane(table, out / 'plots' / f'{stem}_plane')
+        axes = [a for a in table.header['axes'].split(', ') if a]
+        if len(axes) == 2 and all(table.frame[a].nunique() > 1 for a in axes):
+            written += heatmap(table, out / 'plots' / f'{stem}_heatmap')
+    return written
+
+
+def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_dir: Path,
+                       from_csv: Path | None = None) -> list[Path]:
+    """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report."""
+    out, results_dir = Path(out), Path(results_dir)
+    if from_csv is not None:
+        runs = runs_io.load_runs(Path(from_csv))
+        predictions_dir = Path(from_csv).parent / 'predictions'
+    else:
+        runs = runs_io.read_store(tracking_uri)
+        predictions_dir = results_dir / 'predictions'
+    counting = runs_io.counting_runs(runs_io.slim(runs))
+    points = sweep_runs(counting, name) if not counting.empty else counting
+    written = []
+    if from_csv is None and not points.empty:
+        written += runs_io.fetch_predictions(tracking_uri, points, predictions_dir)
+    return written + write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir))

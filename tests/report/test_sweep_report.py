@@ -1,0 +1,114 @@
+"""`bench report --sweep NAME`: the ablation table (mean ± std over seeds, best marked only where
+significant) and its figures, from a store logged as tracking_schema.md says."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.errors import InputError
+from benchmark.metrics import PRIVACY_ATTRIBUTES
+
+T0 = 1_760_000_000_000
+N_VIDEOS = 400
+# (sigma, dilate) -> top-1 of seed 0 (seed 1 adds 0.01): (2.0, 0.0) leads clearly
+TOP1 = {(2.0, 0.0): 0.80, (2.0, 2.0): 0.50, (4.0, 0.0): 0.48, (4.0, 2.0): 0.30}
+
+
+def _predictions(top1: float, seed: int) -> dict:
+    ids = np.array([f'video_{i:03d}' for i in range(N_VIDEOS)])
+    actions = np.arange(N_VIDEOS) % 10
+    probs = np.full((N_VIDEOS, 10), 0.05)
+    right = round(top1 * N_VIDEOS)  # nested sets of right videos: a higher top-1 is significant
+    probs[np.arange(N_VIDEOS), np.where(np.arange(N_VIDEOS) < right, actions, (actions + 1) % 10)] = 0.55
+    labels = np.random.default_rng(7).integers(0, 2, size=(N_VIDEOS, len(PRIVACY_ATTRIBUTES)))
+    scores = np.random.default_rng(seed).uniform(0.55, 0.95, size=labels.shape)
+    return {'action': dict(video_ids=ids, labels=actions, scores=probs),
+            'privacy': dict(video_ids=ids, labels=labels, scores=scores)}
+
+
+def _run(client, exp, method, seed, at, metrics, sweep, folder):
+    from mlflow.entities import Metric
+    tags = {'bench.kind': 'parent', 'bench.method': method, 'bench.table_name': method,
+            'bench.privacy_learning': 'false', 'bench.readable': 'false',
+            'bench.dataset': 'vp_synth', 'bench.train_dataset': 'vp_synth', 'bench.profile': 'smoke',
+            'bench.seed': str(seed), 'bench.run_key': f'{method}|vp_synth|vp_synth|smoke|{seed}',
+            'bench.commit': 'a' * 40, 'bench.dirty': 'false', 'bench.device': 'cpu (2 cores)',
+            'bench.protocol_version': '3', 'bench.complete': 'true'}
+    if sweep:
+        tags['bench.sweep'] = sweep
+    run_id = client.create_run(exp, start_time=T0 + at * 1000, tags=tags).info.run_id
+    client.log_batch(run_id, metrics=[Metric(k, v, T0, 0) for k, v in metrics.items()])
+    if 'action_top1' in metrics and sweep:
+        out = folder / run_id
+        out.mkdir(parents=True)
+        for stage, arrays in _predictions(metrics['action_top1'], seed).items():
+            np.savez(out / f'{stage}.npz', **arrays)
+        client.log_artifacts(run_id, str(out), artifact_path='predictions')
+    client.set_terminated(run_id, 'FINISHED')
+
+
+@pytest.fixture(scope='module')
+def store(tmp_path_factory) -> str:
+    from mlflow.tracking import MlflowClient
+    root = tmp_path_factory.mktemp('sweep_store')
+    uri = f'sqlite:///{root / "mlflow.db"}'
+    client = MlflowClient(uri)
+    exp = client.create_experiment('vp_synth', artifact_location=(root / 'artifacts').as_uri())
+    at = 0
+    for (sigma, dilate), top1 in TOP1.items():
+        for seed in (0, 1):
+            at += 1
+            metrics = {'action_top1': top1 + 0.01 * seed, 'privacy_cmap': 0.6 + sigma / 100,
+                       'privacy_f1_macro': 0.6, 'floor_action_top1': 0.1, 'floor_cmap': 0.57,
+                       'floor_f1_macro': 0.68, 'readability_outline': 0.5 + dilate / 10}
+            sweep = 'abl' if (sigma, dilate) != (4.0, 2.0) or seed == 0 else 'abl,other'
+            _run(client, exp, f'strong_blur@anonymizer.sigma={sigma},anonymizer.dilate={dilate}',
+                 seed, at, metrics, sweep, root / 'upload')
+    _run(client, exp, 'raw', 0, 99, {'action_top1': 0.9, 'privacy_cmap': 0.8}, '', root / 'upload')
+    return uri
+
+
+def test_sweep_table_and_figures(store, tmp_path):
+    from benchmark.report.sweep import build_sweep_report
+    written = build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results')
+    names = {p.name for p in written}
+    assert {'sweep_abl.md', 'sweep_abl.csv', 'sweep_abl_plane.png', 'sweep_abl_plane.pdf',
+            'sweep_abl_heatmap.png', 'sweep_abl_heatmap.pdf'} <= names
+    table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
+    assert '| anonymizer.sigma | anonymizer.dilate | seeds | Top-1 ↑ | F1 ↓ | cMAP ↓ | outline |' in table
+    lines = [x for x in table.splitlines() if x.startswith('| 2.0 | 0.0 |')]
+    assert lines == ['| 2.0 | 0.0 | 2 | **80.50 ± 0.71** | 0.600 ± 0.000 | 62.00 ± 0.00 | 0.500 |'], table
+    assert '| 4.0 | 2.0 | 2 |' in table  # a run of two sweeps counts in both
+    assert 'raw' not in table
+    import pandas as pd
+    frame = pd.read_csv(tmp_path / 'reports' / 'sweep_abl.csv')
+    assert len(frame) == 4 and frame.action_top1_mean_mark.fillna('').tolist().count('best') == 1
+    assert frame.n_seeds.tolist() == [2, 2, 2, 2]
+
+
+def test_one_seed_per_point_marks_nothing_and_one_point_has_no_heatmap(store, tmp_path):
+    from benchmark.report.sweep import build_sweep_report
+    written = build_sweep_report(store, 'other', tmp_path / 'reports', tmp_path / 'results')
+    assert not any('heatmap' in p.name for p in written)
+    rows = [x for x in (tmp_path / 'reports' / 'sweep_other.md').read_text().splitlines()
+            if x.startswith('| 4.0 |')]
+    assert len(rows) == 1 and '**' not in rows[0] and '<u>' not in rows[0]
+
+
+def test_unknown_sweep_names_the_closest(store, tmp_path):
+    from benchmark.report.sweep import build_sweep_report
+    with pytest.raises(InputError, match=r"no complete run of sweep 'abll'.*did you mean 'abl'"):
+        build_sweep_report(store, 'abll', tmp_path / 'reports', tmp_path / 'results')
+
+
+def test_table1_leaves_sweep_points_to_their_report_and_keeps_its_files(store, tmp_path, capsys):
+    from benchmark.report import build_report
+    from benchmark.report.sweep import build_sweep_report
+    reports = tmp_path / 'reports'
+    build_sweep_report(store, 'other', reports, tmp_path / 'results')
+    (reports / 'sweep_other.md').rename(reports / 'sweep_other_smoke.md')  # a name like a profile's
+    build_report(store, reports, tmp_path / 'results')
+    assert 'bench report: 8 runs of sweeps are left to their own reports' in capsys.readouterr().out
+    table = (reports / 'table1_smoke.md').read_text()
+    assert 'strong_blur@' not in table and '- runs: 1 (' in table  # the raw run alone
+    assert (reports / 'sweep_other_smoke.md').exists()
