@@ -21,6 +21,27 @@ from benchmark.registry import HOOKS
 _MEANINGLESS = ('will be deprecated', 'is deprecated')
 
 
+def init_weights_quietly(model) -> None:
+    """``model.init_weights()`` outside a runner: without MMEngine's line per parameter, and
+    without writing into a file handler of an earlier runner that has since been closed
+    (MMEngine dumps the initialization into every file handler of its newest logger, and a
+    ``logging.config`` call by another library, MLflow's store among them, closes them all)."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    closed = [h for h in logger.handlers
+              if isinstance(h, logging.FileHandler) and (h.stream is None or h.stream.closed)]
+    for handler in closed:
+        logger.removeHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+        for handler in closed:
+            logger.addHandler(handler)
+
+
 class _ConsoleHandler(logging.Handler):
     """MMEngine's warnings and errors as one console line each."""
 

@@ -44,6 +44,7 @@ from mmengine.hooks import Hook
 from benchmark.datasets.annotations import sha256_of
 from benchmark.errors import ProtocolError
 from benchmark.registry import DATASETS, HOOKS, MODELS
+from benchmark.runner import init_weights_quietly
 
 # Bump when the recipe changes, so backbones of an older recipe are not reused.
 RECIPE_VERSION = 1
@@ -154,28 +155,6 @@ def _lr_factor(it: int, warmup: int, total: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * (it - warmup) / max(1, total - warmup)))
 
 
-def _quiet_init(model) -> None:
-    """``model.init_weights()`` without MMEngine's line per parameter, and without writing into
-    a file handler that an earlier runner in this process has closed (MMEngine dumps the
-    initialization to every file handler of its current logger)."""
-    import logging
-
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    closed = [h for h in logger.handlers
-              if isinstance(h, logging.FileHandler) and (h.stream is None or h.stream.closed)]
-    for handler in closed:
-        logger.removeHandler(handler)
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-        for handler in closed:
-            logger.addHandler(handler)
-
-
 def _chance_loss(source, target: str) -> float:
     """The loss of guessing without looking: ln(classes) for actions; for the privacy bits the
     mean over attributes of the binary entropy of their positive rate in the corpus."""
@@ -215,7 +194,7 @@ def train_backbone(spec: dict) -> dict:
              else DefaultScope.overwrite_default_scope('benchmark'))
     with scope:
         model = MODELS.build(model_cfg)
-    _quiet_init(model)
+    init_weights_quietly(model)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=float(sched['lr']),
                                   weight_decay=float(sched.get('weight_decay', 0.05)))

@@ -46,6 +46,7 @@ from benchmark.config import resolve_config  # noqa: E402
 from benchmark.datasets.sampling import spread_clip_indices, train_clip_indices  # noqa: E402
 from benchmark.protocol import _source_cfg  # noqa: E402
 from benchmark.registry import DATASETS, MODELS, import_all  # noqa: E402
+from benchmark.runner import init_weights_quietly  # noqa: E402
 
 DEFAULTS = dict(bs=16, iters=900, lr=2e-3, wd=0.05, warmup=60)
 MEAN, STD = 0.45, 0.225
@@ -77,7 +78,7 @@ def train_once(method: str, seed: int, setting: dict, data_cache: dict) -> dict:
     if DefaultScope.get_current_instance() is None:
         DefaultScope.get_instance('diag_target_stability', scope_name='benchmark')
     model = MODELS.build(model_cfg)
-    model.init_weights()
+    init_weights_quietly(model)
     classes = model_cfg['cls_head']['num_classes']
 
     def prepare(x):

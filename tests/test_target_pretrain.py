@@ -12,6 +12,7 @@ from benchmark.config import resolve_config
 from benchmark.datasets.vp_synth import VPSynthSource
 from benchmark.errors import ProtocolError
 from benchmark.registry import MODELS, import_all
+from benchmark.runner import init_weights_quietly
 from benchmark.target_pretrain import PretrainedBackboneHook, pretrained_backbone
 
 SMOKE_DATA = dict(size=32, num_frames=16, train_per_class=4, test_per_class=2)
@@ -75,7 +76,7 @@ def _model(cfg):
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope('benchmark'):
         model = MODELS.build(model_cfg)
-    model.init_weights()
+    init_weights_quietly(model)
     return model
 
 
