@@ -80,6 +80,21 @@ def _model(cfg):
     return model
 
 
+def test_weights_init_survives_a_log_file_closed_by_logging_config(tmp_path):
+    """MLflow's store setup runs ``logging.config``, which closes every handler, an earlier
+    runner's log file among them; MMEngine's init dump must not write into it (CI failed so)."""
+    import logging.config
+
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance(f'closed-{tmp_path.name}', log_file=str(tmp_path / 'run.log'))
+    logging.config.dictConfig({'version': 1, 'disable_existing_loggers': False})
+    handler = next(h for h in logger.handlers if isinstance(h, logging.FileHandler))
+    assert handler.stream is None  # the situation: the runner's file handler is closed
+    model = _model(_smoke_cfg())  # init_weights_quietly inside
+    assert handler in logger.handlers  # left as it was found
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_the_hook_loads_the_backbone_on_a_fresh_stage_only(tmp_path):
     cfg = _smoke_cfg()
     source, target = _model(cfg), _model(cfg)
