@@ -55,6 +55,8 @@ and runs failed ones again; a failing point never stops the others and is listed
   bench report --dataset vp_synth_b              # with transfer runs: transfer_<profile>.md,
                                                  # in-domain vs transferred and the cost
   bench report --from results/runs.csv           # rebuild tables and plots without the store
+  bench report --from a/runs.csv --from b/runs.csv   # runs of two stores (machines) in one table:
+                                                 # merged into --results, then reported
   bench report --sweep styles                    # reports/sweep_styles.{md,csv}, plots/sweep_styles_*
   bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
 """,
@@ -465,20 +467,36 @@ def cmd_report(args) -> int:
     _check_names(args.dataset, available_datasets(), 'dataset')
     _check_names(args.profile, available_profiles(), 'profile')
     uri = None if args.from_csv else _store_for_reading(args)
+    if args.from_csv and len(args.from_csv) > 1:
+        args.from_csv = [str(_merge_exports(args.from_csv, Path(args.results)))]
     if args.sweep:
         from benchmark.report.sweep import build_sweep_report
         for path in build_sweep_report(uri, args.sweep, Path(args.out), Path(args.results),
-                                       from_csv=Path(args.from_csv) if args.from_csv else None):
+                                       from_csv=Path(args.from_csv[0]) if args.from_csv else None):
             print(path)
         return 0
     from benchmark.report import build_report
     written = build_report(tracking_uri=uri, out=Path(args.out), results_dir=Path(args.results),
                            datasets=args.dataset, profiles=args.profile,
-                           from_csv=Path(args.from_csv) if args.from_csv else None,
+                           from_csv=Path(args.from_csv[0]) if args.from_csv else None,
                            extra_methods=available_methods())
     for path in written:
         print(path)
     return 0
+
+
+def _merge_exports(sources: list[str], results: Path) -> Path:
+    """Several ``--from``: their exports merged into ``--results``, which the report then reads."""
+    from benchmark.errors import InputError, first_line
+    from benchmark.report import runs as runs_io
+    from benchmark.report import _check_writable
+    _check_writable(results, '--results')
+    try:
+        merged = runs_io.merge_exports([Path(s) for s in sources], results)
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(first_line(err)) from None
+    print(f'merged {len(sources)} exports into {merged}')
+    return merged
 
 
 def cmd_styles(args) -> int:
@@ -644,8 +662,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', default='reports', help='where tables and plots go (default: reports)')
     p.add_argument('--results', default='results',
                    help='where runs.csv is exported (default: results)')
-    p.add_argument('--from', dest='from_csv', metavar='RUNS_CSV',
-                   help='rebuild from an exported runs.csv instead of the store')
+    p.add_argument('--from', dest='from_csv', metavar='RUNS_CSV', action='append',
+                   help='rebuild from an exported runs.csv instead of the store; repeated, the '
+                        'exports (of several stores or machines) are merged into --results first')
     p.add_argument('--sweep', metavar='NAME',
                    help='the ablation table and figures of this sweep (bench sweep --name) only')
     p.set_defaults(func=cmd_report)

@@ -508,6 +508,52 @@ def export_runs(runs: pd.DataFrame, curves: pd.DataFrame | None, results_dir: Pa
     return written
 
 
+def merge_exports(sources: list[Path], dest: Path) -> Path:
+    """Merge several ``bench report`` exports (runs of several stores or machines) into one.
+
+    Every source's ``runs.csv`` is read (and checked) before anything is written, so ``dest``
+    may be one of the sources' folders. A run found in two exports (same run id) counts once.
+    ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` are merged beside it; where two
+    exports hold frames of the same (method, dataset, profile), those of the run with the lower
+    seed are kept, as the store export keeps them.
+
+    Args:
+        sources (list of Path): The exported ``runs.csv`` files.
+        dest (Path): The folder of the merged export (created).
+
+    Returns:
+        Path: the merged ``runs.csv``.
+    """
+    frames = [load_runs(Path(path)) for path in sources]
+    runs = normalize(pd.concat(frames, ignore_index=True).drop_duplicates('run_id'))
+    found = [load_curves(Path(path).parent / 'curves.csv', quiet=True) for path in sources]
+    found = [c for c in found if c is not None]
+    curves = (normalize_curves(pd.concat(found, ignore_index=True).drop_duplicates())
+              if found else None)
+    seeds = dict(zip(runs.run_id, pd.to_numeric(runs.get('seed', pd.Series(dtype=str)),
+                                                errors='coerce').fillna(float('inf'))))
+    dest = Path(dest)
+    chosen: dict[str, Path] = {}
+    copies: list[tuple[Path, Path]] = []
+    for path in sources:
+        folder = Path(path).parent
+        for sample in sorted((folder / 'samples').glob('*.npz')):
+            held = chosen.get(sample.name)
+            if held is None or (seeds.get(_exported_run(sample), float('inf'))
+                                < seeds.get(_exported_run(held), float('inf'))):
+                chosen[sample.name] = sample
+        for run_dir in sorted((folder / 'predictions').glob('*/')):
+            if run_dir.name in seeds:
+                copies += [(f, dest / 'predictions' / run_dir.name / f.name)
+                           for f in sorted(run_dir.glob('*.npz'))]
+    copies += [(sample, dest / 'samples' / name) for name, sample in chosen.items()]
+    for source, target in copies:
+        if source.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+    return export_runs(runs, curves, dest)[0]
+
+
 def load_runs(path: Path) -> pd.DataFrame:
     """Read a ``runs.csv`` written by ``export_runs`` back into the store's frame."""
     if not path.is_file():
