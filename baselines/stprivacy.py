@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.learned import AttributeAdversaryModel, frame_backbone
-from benchmark.adversarial import clamp_inward
+from benchmark.adversarial import clamp_inward, saturated_fraction
 from benchmark.anonymizer import Anonymizer
 from benchmark.registry import ANONYMIZERS, MODELS
 from raprivacy.model import ActionBranch
@@ -278,7 +278,9 @@ class STPrivacyModel(AttributeAdversaryModel):
         return values
 
     def output_logs(self, out: dict) -> dict:
-        return dict(kept_fraction=out['keep'].detach().mean())
+        # the guard's saturation over the kept tubelets: the dropped ones are 0 by design
+        return dict(kept_fraction=out['keep'].detach().mean(),
+                    saturated=saturated_fraction(out['clips'], where=out['keep_pixels'] > 0))
 
     def privacy_branch_loss(self, name: str, clips: torch.Tensor, batch: dict) -> tuple[torch.Tensor, dict]:
         logits = self.privacy_branch(clips)

@@ -106,10 +106,16 @@ def clamp_inward(x: torch.Tensor) -> torch.Tensor:
     return _InwardClamp.apply(x)
 
 
-def saturated_fraction(clips: torch.Tensor) -> torch.Tensor:
-    """Fraction of values of ``clips`` in [0, 1] that round to 0 or 255 as uint8."""
+def saturated_fraction(clips: torch.Tensor, where: torch.Tensor | None = None) -> torch.Tensor:
+    """Fraction of values of ``clips`` in [0, 1] that round to 0 or 255 as uint8; with
+    ``where`` (a boolean mask broadcast to ``clips``), of the values it selects only (0 when it
+    selects none)."""
     x = clips.detach()
-    return ((x <= SATURATED_LOW) | (x >= SATURATED_HIGH)).float().mean()
+    hit = ((x <= SATURATED_LOW) | (x >= SATURATED_HIGH)).float()
+    if where is None:
+        return hit.mean()
+    where = where.detach().expand_as(x).float()
+    return (hit * where).sum() / where.sum().clamp(min=1.0)
 
 
 class CollapseGuard:
@@ -334,8 +340,8 @@ class AdversarialModel(BaseModel):
             prefix = 'warmup_' if warming else ''
             log[f'{prefix}loss_{name}'] = loss.detach()
             log.update({prefix + k: v for k, v in branch_log.items()})
-        if anonymized is not None:
-            log['saturated'] = saturated_fraction(anonymized)
+        if anonymized is not None:  # a method may have logged its own (output_logs)
+            log.setdefault('saturated', saturated_fraction(anonymized))
         log.update({f'factor_{t}': factors[t] for t in self.term_branches})
         if self.guard is not None:
             self.guard.observe(iteration, log.get('saturated'),

@@ -81,6 +81,25 @@ def test_each_optimizer_changes_only_its_own_parameters_and_logs_are_finite():
     assert float(log['kept_fraction']) == 0.5
 
 
+def test_the_guard_counts_saturation_on_kept_tubelets_only():
+    # half the tubelets dropped (zero-filled by design) is no saturated output; kept tubelets
+    # drawn at 0 or 255 are. The guard stops on the logged value.
+    model, wrappers = build(lr=0.0, optimizer='SGD', guard=dict(after_iter=1, window=1, max_saturated=0.5,
+                                                                    chance_margin=None))
+    data = labelled_batch()
+    log = model.train_step(data, wrappers)
+    assert float(log['kept_fraction']) == 0.5
+    assert float(log['saturated']) < 0.25  # the test clips' own 0 and 255 values, about 8 %
+    from benchmark.adversarial import saturated_fraction
+    from benchmark.errors import FitCollapsed
+    out = model.output(model.fit_batch(model.data_preprocessor(data, True)))
+    assert float(saturated_fraction(out['clips'])) >= 0.5  # what the whole frame would have said
+    with torch.no_grad():  # the pixel head now draws every kept pixel far out of range
+        model.anonymizer.head.bias.fill_(5.0)
+    with pytest.raises(FitCollapsed, match='saturated'):
+        model.train_step(data, wrappers)
+
+
 def _kept_tubelets(out, patch=8, tubelet=2):
     """Per clip and slot, how many tubelets of ``out`` hold any nonzero pixel."""
     n, _, t, h, w = out.shape
