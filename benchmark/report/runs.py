@@ -533,20 +533,19 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     seeds = dict(zip(runs.run_id, pd.to_numeric(runs.get('seed', pd.Series(dtype=str)),
                                                 errors='coerce').fillna(float('inf'))))
     dest = Path(dest)
-    chosen: dict[str, Path] = {}
+    chosen: dict[str, tuple[float, Path]] = {}  # sample name -> (its run's seed, file)
     copies: list[tuple[Path, Path]] = []
     for path in sources:
         folder = Path(path).parent
         for sample in sorted((folder / 'samples').glob('*.npz')):
-            held = chosen.get(sample.name)
-            if held is None or (seeds.get(_exported_run(sample), float('inf'))
-                                < seeds.get(_exported_run(held), float('inf'))):
-                chosen[sample.name] = sample
+            seed = seeds.get(_exported_run(sample), float('inf'))
+            if sample.name not in chosen or seed < chosen[sample.name][0]:
+                chosen[sample.name] = (seed, sample)
         for run_dir in sorted((folder / 'predictions').glob('*/')):
             if run_dir.name in seeds:
                 copies += [(f, dest / 'predictions' / run_dir.name / f.name)
                            for f in sorted(run_dir.glob('*.npz'))]
-    copies += [(sample, dest / 'samples' / name) for name, sample in chosen.items()]
+    copies += [(sample, dest / 'samples' / name) for name, (_, sample) in chosen.items()]
     for source, target in copies:
         if source.resolve() != target.resolve():
             target.parent.mkdir(parents=True, exist_ok=True)
