@@ -17,10 +17,7 @@ What the paper leaves open for clips, and what this suite chose:
 
 - the network: the paper transforms feature vectors; for frames, a small convolutional
   encoder-decoder (3x3 convolutions, one stride-2 stage, ``blocks`` residual blocks, bilinear
-  upsampling) that adds a residual to the frame. The decoder also reads the full-resolution
-  stage (``full_res_skip``, a U-Net skip): from upsampled half-resolution features alone the
-  residual is smooth at the pixel pitch, so it could not touch a cue that lives there (vp_synth's
-  nudity weave), whatever the losses asked. Its last convolution starts at zero, so the
+  upsampling) that adds a residual to the frame. Its last convolution starts at zero, so the
   transformation starts as the identity and needs no reconstruction warm-up. Frames are
   transformed one by one (``per_frame``), so the protocol may anonymize each video once;
 - the collection: one inference model per privacy attribute (a per-frame ResNet, pooled over
@@ -63,9 +60,6 @@ class CollectiveTransform(Anonymizer):
     Args:
         width (int): Channels of the first stage (the second has twice as many). Defaults to 32.
         blocks (int): Residual blocks at half resolution. Defaults to 4.
-        full_res_skip (bool): Whether the decoder also reads the first, full-resolution stage
-            (concatenated to the upsampled features), so the residual can act at the pixel
-            pitch. Defaults to True.
     """
 
     table_name = 'Collective'
@@ -73,17 +67,15 @@ class CollectiveTransform(Anonymizer):
     learns = True
     per_frame = True
 
-    def __init__(self, width: int = 32, blocks: int = 4, full_res_skip: bool = True) -> None:
+    def __init__(self, width: int = 32, blocks: int = 4) -> None:
         super().__init__()
         if width < 1 or blocks < 0:
             raise ValueError(f'CollectiveTransform: need width >= 1 and blocks >= 0, got width={width}, '
                              f'blocks={blocks}')
-        self.full_res_skip = bool(full_res_skip)
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(inplace=True))
-        self.encode = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        self.encode = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(inplace=True),
                                     *[_Residual(2 * width) for _ in range(blocks)])
-        decode_in = 3 * width if self.full_res_skip else 2 * width
-        self.decode = nn.Sequential(nn.Conv2d(decode_in, width, 3, padding=1), nn.ReLU(inplace=True),
+        self.decode = nn.Sequential(nn.Conv2d(2 * width, width, 3, padding=1), nn.ReLU(inplace=True),
                                     nn.Conv2d(width, 3, 3, padding=1))
         self.init_weights()
 
@@ -99,10 +91,8 @@ class CollectiveTransform(Anonymizer):
         """Clips ``(N, 3, T, H, W)`` in [0, 1] -> the unclamped transformed clips."""
         n, c, t, h, w = clips.shape
         frames = clips.transpose(1, 2).reshape(n * t, c, h, w)
-        full = self.stem(frames)
-        hidden = F.interpolate(self.encode(full), size=(h, w), mode='bilinear', align_corners=False)
-        if self.full_res_skip:
-            hidden = torch.cat([hidden, full], dim=1)
+        hidden = self.encode(frames)
+        hidden = F.interpolate(hidden, size=(h, w), mode='bilinear', align_corners=False)
         out = frames + self.decode(hidden)
         return out.view(n, t, c, h, w).transpose(1, 2)
 

@@ -77,14 +77,6 @@ fit = dict(
 # branches: 3D ResNet-18 at 16 base channels for the action, per-frame ResNet-18 at 8 for
 # each of the 5 inference models. The transformation is per frame: the target models read
 # the videos anonymized once.
-# With that recipe three seeds leaked as much as raw (94.03 +- 0.12 cMAP). Raw's lead over
-# the fixed methods is mostly nudity (AP 1.0 on raw, 0.3 to 0.4 once blur or downsampling
-# removes the pixel-pitch weave), and the transformation could not reach that cue: its
-# residual was drawn from upsampled half-resolution features only. Trained to remove a
-# checkerboard at the pixel pitch from smooth frames (400 Adam steps, width 16, 2 blocks),
-# it got the squared error only to 0.0096 against the identity's 0.0099; with the decoder
-# also reading the full-resolution stage (the transformation's full_res_skip, now on) to
-# 0.000027.
 _cpu_warmup, _cpu_iters = 2000, 3000
 profiles = dict(
     cpu=dict(
