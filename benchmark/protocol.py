@@ -45,7 +45,7 @@ from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-export
 from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
-from benchmark.runner import BenchRunner
+from benchmark.runner import BenchRunner, quiet_waiting_schedulers
 from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
@@ -421,7 +421,8 @@ class Protocol:
                                     max_keep_ckpts=1, save_last=True),
                     logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
             try:
-                runner.train()
+                with quiet_waiting_schedulers():
+                    runner.train()
             finally:  # a fit its guard stopped keeps the curves that show why (process 0's hook)
                 for hook in runner.hooks:
                     if isinstance(hook, tracking.MLflowStageHook):

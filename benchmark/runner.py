@@ -8,7 +8,9 @@ as one line each; the stage's progress is the ``ProgressHook``'s bar.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
@@ -19,6 +21,22 @@ from benchmark.registry import HOOKS
 #: MMEngine warnings about its own API (``"FileClient" will be deprecated``): nothing a user
 #: of the suite can act on; they stay in the log file.
 _MEANINGLESS = ('will be deprecated', 'is deprecated')
+
+
+@contextlib.contextmanager
+def quiet_waiting_schedulers():
+    """Without MMEngine's "Detected call of `scheduler.step()` before `optimizer.step()`".
+
+    In an adversarial fit a part's optimizer waits (the anonymizer while the branches warm up)
+    while MMEngine's hook steps every scheduler each iteration, so the first step always comes
+    first. The warning's claim, copied from PyTorch, does not hold for MMEngine's schedulers:
+    they take their value from their own step count and ``begin``/``end``, so no value is
+    skipped. Every other warning passes.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'Detected call of `scheduler\.step\(\)` before '
+                                                  r'`optimizer\.step\(\)`')
+        yield
 
 
 def init_weights_quietly(model) -> None:
