@@ -76,7 +76,14 @@ fit = dict(
 # transformation takes three updates per update of the branches (anonymizer_steps=3). Narrow
 # branches: 3D ResNet-18 at 16 base channels for the action, per-frame ResNet-18 at 8 for
 # each of the 5 inference models. The transformation is per frame: the target models read
-# the videos anonymized once.
+# the videos anonymized once. This recipe leaked as much as raw on seeds 0, 1, 2 (94.03 +-
+# 0.12 cMAP). Tried after it, seed 0 each, none kept (raw 94.03): the collection restarted
+# every 250 iterations with 50 re-warm (clean 8b1a84e) 93.85; a decoder that also reads the
+# full-resolution stage, so the residual can act at the pixel pitch where vp_synth's nudity
+# weave lives (clean fe8cb2c; it removes a checkerboard that the residual-only decoder cannot)
+# 94.07, nudity AP 95.4 (the collection's in-fit loss flat at 1.94); both together (clean
+# 6daff0d, a local branch) 94.08, nudity AP 95.2 (in-fit loss 1.8 to 1.1; 0.69 would be a
+# collection at 1/2). A fresh target read the attributes every time.
 _cpu_warmup, _cpu_iters = 2000, 3000
 profiles = dict(
     cpu=dict(
