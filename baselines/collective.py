@@ -55,11 +55,16 @@ class _Residual(nn.Module):
 
 @ANONYMIZERS.register_module()
 class CollectiveTransform(Anonymizer):
-    """The integrative transformation: each frame plus a learned residual, clamped to [0, 1].
+    """The integrative transformation, frame by frame, clamped to [0, 1]: the frame plus a
+    learned residual (``residual=True``), or the frame re-synthesized from its features at half
+    resolution (``residual=False``, an encoder-decoder taught the identity by the fidelity term
+    during the warm-up).
 
     Args:
         width (int): Channels of the first stage (the second has twice as many). Defaults to 32.
         blocks (int): Residual blocks at half resolution. Defaults to 4.
+        residual (bool): Add the decoder's output to the frame (its last convolution then starts
+            at zero: the identity). Defaults to True.
     """
 
     table_name = 'Collective'
@@ -67,8 +72,9 @@ class CollectiveTransform(Anonymizer):
     learns = True
     per_frame = True
 
-    def __init__(self, width: int = 32, blocks: int = 4) -> None:
+    def __init__(self, width: int = 32, blocks: int = 4, residual: bool = True) -> None:
         super().__init__()
+        self.residual = bool(residual)
         if width < 1 or blocks < 0:
             raise ValueError(f'CollectiveTransform: need width >= 1 and blocks >= 0, got width={width}, '
                              f'blocks={blocks}')
@@ -83,9 +89,10 @@ class CollectiveTransform(Anonymizer):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 module.reset_parameters()
-        last = self.decode[-1]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        if self.residual:
+            last = self.decode[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def transform(self, clips: torch.Tensor) -> torch.Tensor:
         """Clips ``(N, 3, T, H, W)`` in [0, 1] -> the unclamped transformed clips."""
@@ -93,7 +100,9 @@ class CollectiveTransform(Anonymizer):
         frames = clips.transpose(1, 2).reshape(n * t, c, h, w)
         hidden = self.encode(frames)
         hidden = F.interpolate(hidden, size=(h, w), mode='bilinear', align_corners=False)
-        out = frames + self.decode(hidden)
+        out = self.decode(hidden)
+        if self.residual:
+            out = frames + out
         return out.view(n, t, c, h, w).transpose(1, 2)
 
     def forward(self, clips: torch.Tensor, aux: dict[str, torch.Tensor] | None = None) -> torch.Tensor:

@@ -135,6 +135,26 @@ def test_transformation_starts_as_the_identity_and_treats_frames_alone():
     assert transform.per_frame and transform.learns
 
 
+def test_resynthesizing_transformation_has_no_identity_path_and_learns_it_in_the_warmup():
+    transform = build_anonymizer(dict(type='CollectiveTransform', width=4, blocks=1, residual=False)).eval()
+    clips = torch.rand(2, 3, 4, 20, 18)
+    assert not torch.allclose(transform(clips), clips, atol=0.05)  # not the identity by construction
+    with torch.no_grad():  # no path adds the frame itself: zero weights give the bias alone
+        for module in transform.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.zero_()
+                module.bias.zero_()
+        transform.decode[-1].bias.fill_(0.5)
+    assert torch.equal(transform(clips), torch.full_like(clips, 0.5))
+    # in the warm-up only the fidelity term (an early term) moves the transformation
+    model, wrappers = build(anonymizer=dict(type='CollectiveTransform', width=4, blocks=1, residual=False),
+                            early_iters=dict(fidelity=1), warmup_iters=dict(action_branch=1, inference_models=1))
+    log = model.train_step(labelled_batch(), wrappers)
+    assert set(k for k in log if k.startswith('loss_') and k != 'loss_anonymizer') == {'loss_fidelity'}
+    log = model.train_step(labelled_batch(seed=1), wrappers)
+    assert {'loss_action', 'loss_privacy'} <= set(log) and 'loss_fidelity' not in log
+
+
 def test_errors_are_one_line():
     with pytest.raises(ValueError, match='num_classes'):
         build(num_classes=None)

@@ -87,9 +87,10 @@ fit = dict(
 _cpu_warmup, _cpu_iters = 2000, 3000
 profiles = dict(
     cpu=dict(
-        anonymizer=dict(width=16, blocks=2),
-        fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=_cpu_warmup,
-                            loss_weights=dict(action=1.0, privacy=5.0, fidelity=0.01),
+        anonymizer=dict(width=16, blocks=2, residual=False),
+        fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=0,
+                            loss_weights=dict(action=1.0, privacy=5.0, fidelity=1.0),
+                            early_iters=dict(fidelity=_cpu_warmup),
                             anonymizer_steps=3,
                             warmup_iters=dict(action_branch=_cpu_warmup, inference_models=_cpu_warmup),
                             ramp_iters=dict(privacy=200),
