@@ -45,7 +45,7 @@ from benchmark.errors import ProtocolError  # noqa: F401 (raised here, re-export
 from benchmark.errors import first_line as _first_line
 from benchmark.metrics import PROTOCOL_VERSION
 from benchmark.registry import DATASETS, import_all
-from benchmark.runner import BenchRunner, quiet_waiting_schedulers
+from benchmark.runner import BenchRunner, quiet_waiting_schedulers, release_loader_workers
 from benchmark.store import locked
 
 STAGES = ('fit', 'action', 'privacy')
@@ -424,6 +424,7 @@ class Protocol:
                 with quiet_waiting_schedulers():
                     runner.train()
             finally:  # a fit its guard stopped keeps the curves that show why (process 0's hook)
+                release_loader_workers(runner)
                 for hook in runner.hooks:
                     if isinstance(hook, tracking.MLflowStageHook):
                         hook.flush()

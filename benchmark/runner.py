@@ -39,6 +39,21 @@ def quiet_waiting_schedulers():
         yield
 
 
+def release_loader_workers(runner: Runner) -> None:
+    """Stop the worker processes of an iteration-based training loop's data iterator.
+
+    With an ``InfiniteSampler`` the iterator never runs out, so its workers live as long as the
+    iterator: through the stages after the fit, each holding prefetched batches, and every
+    worker a later stage forks inherits the iterator, whose clean-up then fails in that worker
+    ("AssertionError: can only test a child process", printed and ignored). A loop not built
+    yet, or one without worker processes, is left as it is.
+    """
+    loop = getattr(runner, '_train_loop', None)
+    iterator = getattr(getattr(loop, 'dataloader_iterator', None), '_iterator', None)
+    if hasattr(iterator, '_shutdown_workers'):
+        iterator._shutdown_workers()
+
+
 def init_weights_quietly(model) -> None:
     """``model.init_weights()`` outside a runner: without MMEngine's line per parameter, and
     without writing into a file handler of an earlier runner that has since been closed
