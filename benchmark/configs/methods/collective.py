@@ -88,7 +88,7 @@ _cpu_warmup, _cpu_iters = 2000, 3000
 profiles = dict(
     cpu=dict(
         anonymizer=dict(width=16, blocks=2, residual=False),
-        fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=0,
+        fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=_cpu_warmup - 600,
                             loss_weights=dict(action=1.0, privacy=5.0, fidelity=1.0),
                             early_iters=dict(fidelity=_cpu_warmup),
                             anonymizer_steps=3,
