@@ -13,7 +13,7 @@ _batch = 32
 _lr = 1e-3 * _batch / 512
 _max_iters = 9000
 
-anonymizer = dict(type='CollectiveTransform', width=32, blocks=4)
+anonymizer = dict(type='CollectiveTransform', width=32, blocks=4, residual=False)
 
 
 def _cosine(begin: int, end: int) -> list:
@@ -42,10 +42,12 @@ fit = dict(
         type='CollectiveModel',
         **_backbones(50, 64, 64),
         num_attributes=5,
-        loss_weights=dict(action=1.0, privacy=1.0, fidelity=0.1),
-        # branches first learn on raw clips (the anonymizer starts as the identity and waits),
-        # then the privacy weight ramps up; lengths for the paper profile are not measured
-        anonymizer_start_iter=1000,
+        loss_weights=dict(action=1.0, privacy=1.0, fidelity=1.0),
+        # branches first learn on raw clips while the transformation learns the identity (the
+        # fidelity term, on during the warm-up only), then the privacy weight ramps up; lengths
+        # for the paper profile are not measured
+        anonymizer_start_iter=0,
+        early_iters=dict(fidelity=1000),
         warmup_iters=dict(action_branch=1000, inference_models=1000),
         ramp_iters=dict(privacy=1000),
         restart=None,
@@ -87,7 +89,7 @@ fit = dict(
 _cpu_warmup, _cpu_iters = 2000, 3000
 profiles = dict(
     cpu=dict(
-        anonymizer=dict(width=16, blocks=2, residual=False),
+        anonymizer=dict(width=16, blocks=2),
         fit=dict(model=dict(**_backbones(18, 16, 8), anonymizer_start_iter=_cpu_warmup - 600,
                             loss_weights=dict(action=1.0, privacy=5.0, fidelity=1.0),
                             early_iters=dict(fidelity=_cpu_warmup),
@@ -104,7 +106,7 @@ profiles = dict(
     # short to leave chance: the guard watches saturation only.
     smoke=dict(
         anonymizer=dict(width=4, blocks=1),
-        fit=dict(model=dict(**_backbones(18, 4, 4), anonymizer_start_iter=1,
+        fit=dict(model=dict(**_backbones(18, 4, 4), anonymizer_start_iter=0, early_iters=dict(fidelity=1),
                             warmup_iters=dict(action_branch=1, inference_models=1),
                             ramp_iters=dict(privacy=2),
                             guard=dict(after_iter=4, window=2, max_saturated=0.5, chance_margin=None)),
