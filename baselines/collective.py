@@ -17,17 +17,26 @@ What the paper leaves open for clips, and what this suite chose:
 
 - the network: the paper transforms feature vectors; for frames, a small convolutional
   encoder-decoder (3x3 convolutions, one stride-2 stage, ``blocks`` residual blocks, bilinear
-  upsampling) that adds a residual to the frame. Its last convolution starts at zero, so the
-  transformation starts as the identity and needs no reconstruction warm-up. Frames are
-  transformed one by one (``per_frame``), so the protocol may anonymize each video once;
+  upsampling) that re-synthesizes the frame from its half-resolution features
+  (``residual=False``, every profile), taught the identity by the ``fidelity`` term while the
+  branches warm up (an early term, ``early_iters``), then free of it. The other form,
+  ``residual=True``, adds the decoder's output to the frame and starts as the identity (its
+  last convolution at zero); on vp_synth (cpu profile, seeds 0, 1, 2 and four variants) it
+  stayed within a few hundredths of the identity, the collection kept up with it, and a fresh
+  target read the attributes as well as from raw frames (README, "Collective and STPrivacy").
+  The re-synthesized frame cannot carry detail at the pixel pitch (it is drawn from
+  upsampled half-resolution features), so part of what it hides, it hides by construction, as
+  2x downsampling does; the README gives the fit without the privacy term beside it. Frames
+  are transformed one by one (``per_frame``), so the protocol may anonymize each video once;
 - the collection: one inference model per privacy attribute (a per-frame ResNet, pooled over
   the clip, one logit), each trained on its own attribute;
 - how "fails" is scored: the transformation lowers the mean over the collection of the binary
   cross-entropy between each model's prediction and 1/2 (``privacy``: the model cannot tell
   the attribute either way), not the raw cross-entropy raised, which a transformation can
   also raise by teaching the models the opposite labels, information a fresh model recovers;
-- ``fidelity``: an L1 distance to the input frame, at a small weight, so the transformation
-  changes what the terms ask for and little else;
+- ``fidelity``: an L1 distance to the input frame; with ``residual=False`` on during the
+  warm-up only (it teaches the identity), with ``residual=True`` throughout at a small weight,
+  so the transformation changes what the terms ask for and little else;
 - warm-ups, ramp and guard: as the suite's other learned methods, from the method config.
 """
 from __future__ import annotations
