@@ -32,7 +32,12 @@ resumed fit continues it:
   while the terms it feeds are off;
 - early terms, ``early_iters={term: n}``: a term that is on for the first n iterations only
   (factor 1, then 0), such as the reconstruction loss with which SPAct and VITA first teach
-  their anonymizers the identity.
+  their anonymizers the identity; with ``fresh_moments_after_early=True`` the anonymizer's
+  optimizer state is cleared when an early term ends. Otherwise Adam's second moment still
+  holds the small gradients of the reconstruction, and the first gradients of the new
+  objective, far larger, take steps several times the learning rate: the likely cause of
+  Collective's cpu fit dropping its action branch to chance within ten iterations of the
+  switch on one seed in three;
 
 The collapse guard (``guard=dict(after_iter=..., ...)``, ``CollapseGuard``) stops the fit with a
 one-line ``FitCollapsed`` once the output is saturated or the action branch sits at chance;
@@ -199,6 +204,8 @@ class AdversarialModel(BaseModel):
             iterations; such a term may feed no branch. Defaults to None.
         guard (dict, optional): ``CollapseGuard`` settings besides ``chance``. Defaults to None
             (no guard).
+        fresh_moments_after_early (bool): Clear the anonymizer's optimizer state at the
+            iteration an early term ends. Defaults to False.
         data_preprocessor (dict | nn.Module, optional): The protocol's ``ClipPreprocessor``.
     """
 
@@ -211,6 +218,7 @@ class AdversarialModel(BaseModel):
                  loss_weights: dict | None = None, anonymizer_steps: int = 1, branch_steps: int = 1,
                  anonymizer_start_iter: int = 0, warmup_iters: dict | None = None, ramp_iters: dict | None = None,
                  restart: dict | None = None, guard: dict | None = None, early_iters: dict | None = None,
+                 fresh_moments_after_early: bool = False,
                  data_preprocessor: dict | nn.Module | None = None) -> None:
         if isinstance(data_preprocessor, dict):  # built here: BaseModel looks in MMEngine's scope
             data_preprocessor = MODELS.build(data_preprocessor)
@@ -225,6 +233,7 @@ class AdversarialModel(BaseModel):
         self.warmup_iters = self._known(warmup_iters, self.branches, 'warmup_iters')
         self.ramp_iters = self._known(ramp_iters, self.term_branches, 'ramp_iters')
         self.early_iters = self._known(early_iters, set(self.term_signs) - set(self.term_branches), 'early_iters')
+        self.fresh_moments_after_early = bool(fresh_moments_after_early)
         self.restart = None
         if restart:
             restart = {'rewarm_iters': 0, **restart}
@@ -323,6 +332,9 @@ class AdversarialModel(BaseModel):
             self.restart_branch(name, optim_wrapper)
             log[f'restart_{name}'] = 1.0
         factors = {term: self.term_factor(term, iteration) for term in self.term_signs}
+        if self.fresh_moments_after_early and iteration > 0 and iteration in self.early_iters.values():
+            optim_wrapper['anonymizer'].optimizer.state.clear()  # its moments measured another objective
+            log['fresh_moments_anonymizer'] = 1.0
         anonymized = None
         if iteration >= self.anonymizer_start_iter and (iteration + 1) % self.branch_steps == 0:
             for _ in range(self.anonymizer_steps):

@@ -255,3 +255,16 @@ def test_early_term_is_on_for_its_first_iterations_only():
     assert_same(steps[-3][1], grads_of(terms['utility'] - terms['privacy'], model.anonymizer), 'anonymizer.')
     with pytest.raises(ValueError, match=r"early_iters names \['utility'\]"):
         Toy(early_iters=dict(utility=3))  # a term that feeds a branch has its warm-up instead
+
+
+@pytest.mark.parametrize('fresh', [True, False])
+def test_fresh_moments_when_the_early_term_ends(fresh):
+    model = Toy(early_iters=dict(fidelity=2), fresh_moments_after_early=fresh)
+    optim = wrappers(model, lr=1e-2, optimizer=torch.optim.Adam)
+    logs = [model.train_step(batch(seed=i), optim) for i in range(3)]
+    state = optim['anonymizer'].optimizer.state
+    # iteration 2, the first without fidelity: the anonymizer's Adam starts again (step 1),
+    # the branches' optimizers are untouched
+    assert all(s['step'] == (1 if fresh else 3) for s in state.values())
+    assert all(s['step'] == 3 for s in optim['utility_branch'].optimizer.state.values())
+    assert [('fresh_moments_anonymizer' in log) for log in logs] == [False, False, fresh]
