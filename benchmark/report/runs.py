@@ -514,8 +514,9 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     Every source's ``runs.csv`` is read (and checked) before anything is written, so ``dest``
     may be one of the sources' folders. A run found in two exports (same run id) counts once.
     ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` are merged beside it; where two
-    exports hold frames of the same (method, dataset, profile), those of the run with the lower
-    seed are kept, as the store export keeps them.
+    exports hold frames of the same (method, dataset, profile), those of a run the tables count
+    (``counting_runs``: a rerun replaces an older run of its key) are kept, and among those the
+    run with the lower seed, as the store export keeps them.
 
     Args:
         sources (list of Path): The exported ``runs.csv`` files.
@@ -532,15 +533,17 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
               if found else None)
     seeds = dict(zip(runs.run_id, pd.to_numeric(runs.get('seed', pd.Series(dtype=str)),
                                                 errors='coerce').fillna(float('inf'))))
+    counting = set(counting_runs(runs).run_id)
     dest = Path(dest)
-    chosen: dict[str, tuple[float, Path]] = {}  # sample name -> (its run's seed, file)
+    chosen: dict[str, tuple[tuple, Path]] = {}  # sample name -> ((not counted, seed), file)
     copies: list[tuple[Path, Path]] = []
     for path in sources:
         folder = Path(path).parent
         for sample in sorted((folder / 'samples').glob('*.npz')):
-            seed = seeds.get(_exported_run(sample), float('inf'))
-            if sample.name not in chosen or seed < chosen[sample.name][0]:
-                chosen[sample.name] = (seed, sample)
+            run_id = _exported_run(sample)
+            rank = (run_id not in counting, seeds.get(run_id, float('inf')))
+            if sample.name not in chosen or rank < chosen[sample.name][0]:
+                chosen[sample.name] = (rank, sample)
         for run_dir in sorted((folder / 'predictions').glob('*/')):
             if run_dir.name in seeds:
                 copies += [(f, dest / 'predictions' / run_dir.name / f.name)

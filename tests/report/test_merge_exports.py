@@ -68,6 +68,27 @@ def test_the_lower_seed_s_frames_are_kept_whichever_export_comes_first(built, tm
             assert str(data['run_id']) == by_seed['0']
 
 
+def test_a_rerun_s_frames_replace_those_of_the_run_it_replaces(built, tmp_path):
+    runs = runs_io.load_runs(built['root'] / 'results' / 'runs.csv')
+    old = runs[(runs.method == 'raw') & (runs.dataset == 'vp_hmdb51') & (runs.profile == 'smoke')
+               & (runs.seed == '0')]
+    new = old.assign(run_id='f' * 32, start_time='2099-01-01T00:00:00')  # the same key, run again
+    sources = []
+    for name, part in (('old', old), ('new', new)):
+        folder = tmp_path / name
+        (folder / 'samples').mkdir(parents=True)
+        part.to_csv(folder / 'runs.csv', index=False)
+        np.savez(folder / 'samples' / 'raw_vp_hmdb51_smoke.npz', frames=np.zeros((1, 1, 2, 2, 3)),
+                 video_ids=np.array(['v']), run_id=np.array(part.run_id.iloc[0]))
+        sources.append(folder / 'runs.csv')
+    for order in (sources, sources[::-1]):
+        out = tmp_path / f'merged_{order[0].parent.name}'
+        merged = runs_io.merge_exports(order, out)
+        assert set(runs_io.counting_runs(runs_io.load_runs(merged)).run_id) == {'f' * 32}
+        with np.load(out / 'samples' / 'raw_vp_hmdb51_smoke.npz') as data:
+            assert str(data['run_id']) == 'f' * 32
+
+
 def test_cli_merges_into_results_and_names_a_missing_export(built, tmp_path):
     a, b = _split(built['root'] / 'results', tmp_path, 'spact')
     cli = [sys.executable, '-m', 'benchmark.cli', 'report', '--from', str(a), '--from', str(b),
