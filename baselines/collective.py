@@ -116,7 +116,9 @@ class CollectiveTransform(Anonymizer):
 
     def forward(self, clips: torch.Tensor, aux: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         self.check_aux(aux)
-        return self.transform(clips).clamp(0.0, 1.0).contiguous()
+        # the values of a plain clamp; in training, the gradient back into range still passes
+        # (a fresh re-synthesizing decoder can start with every pixel below 0)
+        return clamp_inward(self.transform(clips)).contiguous()
 
 
 class InferenceCollection(nn.ModuleList):
