@@ -246,15 +246,29 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
     return cfg
 
 
-#: Config keys that change what a run keeps or how fast it computes, not what it computes: left
-#: out of its hash (``compile``, like the thread count, may move the last bits of a float; the
-#: run records both).
-UNHASHED_KEYS = ('keep_checkpoints', 'compile')
+#: Config keys (dotted for nested ones) that change what a run keeps or how fast it computes, not
+#: what it computes: left out of its hash. ``compile`` and the memory layouts, like the thread
+#: count, may move the last bits of a float (``tests/raprivacy/test_fast_path.py`` bounds it); the
+#: run records them among its params.
+UNHASHED_KEYS = ('keep_checkpoints', 'compile', 'anonymizer.channels_last', 'fit.model.channels_last_3d')
+
+
+def _without(d: dict, dotted: str) -> dict:
+    head, _, rest = dotted.partition('.')
+    if head not in d:
+        return d
+    if not rest:
+        return {k: v for k, v in d.items() if k != head}
+    if not isinstance(d[head], dict):
+        return d
+    return {**d, head: _without(d[head], rest)}
 
 
 def config_hash(cfg: Config) -> str:
     """Stable hash of what a run computes (seed included), for resume and caching."""
-    computed = {k: v for k, v in cfg.to_dict().items() if k not in UNHASHED_KEYS}
+    computed = cfg.to_dict()
+    for key in UNHASHED_KEYS:
+        computed = _without(computed, key)
     text = json.dumps(_jsonable(computed), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

@@ -28,8 +28,7 @@ ATTENTION = ('sdpa', 'matmul')
 
 def mean_std(feat: torch.Tensor, eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Channel mean and (population) std over the spatial axes of ``(B, C, H, W)``."""
-    mean = feat.mean(dim=(2, 3), keepdim=True)
-    var = feat.var(dim=(2, 3), keepdim=True, unbiased=False)
+    var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, unbiased=False)
     return mean, (var + eps).sqrt()
 
 
@@ -74,9 +73,10 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, frames: 
     """
     nt, cq, h, w = query.shape
     n, c = value.shape[:2]
-    q = query.reshape(n, frames, cq, h * w).permute(0, 1, 3, 2).reshape(n, 1, frames * h * w, cq)
-    k = key.flatten(2).transpose(1, 2).unsqueeze(1)  # (N, 1, Ls, Cq)
-    v = value.flatten(2).transpose(1, 2)  # (N, Ls, C)
+    # positions-by-channels views: free for channels-last features, one copy otherwise
+    q = query.permute(0, 2, 3, 1).reshape(n, 1, frames * h * w, cq)
+    k = key.permute(0, 2, 3, 1).reshape(n, 1, -1, cq)  # (N, 1, Ls, Cq)
+    v = value.permute(0, 2, 3, 1).reshape(n, -1, c)  # (N, Ls, C)
     moments = torch.cat([v, v * v], dim=2).unsqueeze(1)
     # First and second moments in one attention call; AdaAttN's softmax(QK) is unscaled.
     if attention == 'sdpa':
@@ -86,8 +86,8 @@ def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, frames: 
     mean, second = both.squeeze(1).split(c, dim=2)
     std = (second - mean * mean).clamp_min(0.0).add(EPS).sqrt()
 
-    def to_maps(t: torch.Tensor) -> torch.Tensor:
-        return t.view(n, frames, h * w, c).permute(0, 1, 3, 2).reshape(nt, c, h, w)
+    def to_maps(t: torch.Tensor) -> torch.Tensor:  # (N*T, C, h, w), laid out channels-last
+        return t.reshape(nt, h, w, c).permute(0, 3, 1, 2)
 
     return to_maps(mean), to_maps(std)
 

@@ -50,6 +50,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from raprivacy.encoder import IMAGENET_MEAN, IMAGENET_STD, EncoderWeightsError
@@ -154,16 +155,45 @@ class MobileNetV2Encoder(nn.Module):
         feats = []
         for i, block in enumerate(self.features):
             if i not in TAP_LAYER:
-                x = block(x)
+                x = _folded(block, x)
                 continue
             # a whole block, or its layers up to the tap (tapped blocks have no residual connection)
             for j, layer in enumerate([block] if TAP_LAYER[i] is None else block.conv):
-                x = layer(x)
+                x = _folded(layer, x)
                 if TAP_LAYER[i] in (None, j):
                     feats.append(x * getattr(self, f'tap_scale{len(feats) + 1}'))
                     if len(feats) == len(TAPS):  # the rest of the last block is not needed
                         return feats
         return feats
+
+
+def _folded(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with each convolution and the frozen batch norm after it applied as one
+    convolution (the same arithmetic up to rounding; 6 % of the anonymizer's CPU time on the
+    cpu profile went to batch norm). The weights are folded at every call, so the state dict
+    keeps torchvision's layout and a loaded checkpoint is used as it is."""
+    if isinstance(module, InvertedResidual):
+        out = _folded(module.conv, x)
+        return x + out if module.residual else out
+    if not isinstance(module, nn.Sequential):
+        return module(x)
+    layers = list(module)
+    i = 0
+    while i < len(layers):
+        conv = layers[i]
+        bn = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and not bn.training:
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            x = F.conv2d(x, conv.weight * scale.view(-1, 1, 1, 1), bias, conv.stride, conv.padding,
+                         conv.dilation, conv.groups)
+            i += 2
+        else:
+            x = _folded(layers[i], x)
+            i += 1
+    return x
 
 
 def sha256(path: Path) -> str:

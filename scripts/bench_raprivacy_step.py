@@ -8,7 +8,10 @@ The model, batch size, clip length, crop size, transfer scale and optimizers are
 (``benchmark/configs/methods/raprivacy.py``); the encoder weights are random of the chosen type
 (timing does not depend on them) and the clips random, so nothing is downloaded or pretrained.
 Two iterations are timed: an adversarial one (both phases, Eq. 8 and 9, and both branches) and a
-warm-up one (phase 1 and both branches on raw clips). Figures per iteration (median): wall
+warm-up one (phase 1 and both branches on raw clips); then the frozen anonymizer in eval mode
+on whole videos, as ``anonymize_once`` runs it before the target models train (seconds per
+frame). ``--set KEY=VALUE`` overrides the config as ``bench run --cfg-options`` does (say,
+``anonymizer.channels_last=False`` to time the NCHW path). Figures per iteration (median): wall
 seconds and, on the CPU, the process's CPU seconds, which do not depend on what else the machine
 runs when ``--threads 1``; peak memory (CUDA: allocated; CPU: the process's peak resident set);
 the machine and git commit. Writes results/raprivacy_step_<profile>_<encoder>.json.
@@ -84,6 +87,40 @@ def time_train_step(model, wrappers, data: dict, device: str, iteration: int, it
                 wall_s_all=[round(t, 4) for t in walls])
 
 
+@torch.no_grad()
+def time_anonymize(anonymizer, frames: int, clip_len: int, size: int, device: str, iters: int,
+                   warmup: int) -> dict:
+    """Median wall and CPU seconds per frame of the anonymizer in eval mode, ``frames`` frames per
+    call in clips of ``clip_len`` frames of ``size`` px, as ``anonymize_once`` groups whole videos."""
+    anonymizer.eval()
+    n = max(1, frames // clip_len)
+    clips = torch.rand(n, 3, clip_len, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    walls, cpus = [], []
+    for i in range(warmup + iters):
+        sync(device)
+        wall, cpu = time.perf_counter(), time.process_time()
+        anonymizer(clips)
+        sync(device)
+        if i >= warmup:
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+    count = n * clip_len
+    return dict(frames_per_call=count, wall_s_per_frame=round(statistics.median(walls) / count, 5),
+                cpu_s_per_frame=round(statistics.median(cpus) / count, 5))
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with VALUE a Python literal (a bare word stays a string)."""
+    import ast
+    key, sep, value = item.partition('=')
+    if not sep or not key:
+        raise SystemExit(f'--set {item!r}: write KEY=VALUE, e.g. anonymizer.channels_last=True')
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--profile', default=None, help='defaults to cpu on the CPU, paper on CUDA')
@@ -93,6 +130,14 @@ def main() -> None:
     parser.add_argument('--iters', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
+    parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',
+                        help='config overrides as for bench run --cfg-options, e.g. anonymizer.channels_last=True')
+    parser.add_argument('--anonymize-frames', type=int, default=128,
+                        help='also time the frozen anonymizer in eval mode on this many frames in one call, as '
+                             'anonymize_once groups them (0: skip)')
+    parser.add_argument('--frame-size', type=int, default=64,
+                        help="frame side the anonymizer gets there (vp_synth's videos: 64 px, not resized)")
+    parser.add_argument('--video-frames', type=int, default=32, help="frames per video (vp_synth's: 32)")
     parser.add_argument('--out', default=None, help='defaults to results/raprivacy_step_<profile>_<encoder>.json')
     args = parser.parse_args()
     from benchmark.config import resolve_config
@@ -100,6 +145,8 @@ def main() -> None:
     record = dict(provenance=provenance(args.device))  # before anything can change the tree
     profile = args.profile or ('paper' if args.device.startswith('cuda') else 'cpu')
     cfg = resolve_config('raprivacy', 'vp_synth', profile)
+    overrides = dict(parse_override(item) for item in args.set)
+    cfg.merge_from_dict(overrides)
     encoder = args.encoder or cfg.anonymizer.encoder.get('type', 'vgg19')
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -117,6 +164,10 @@ def main() -> None:
     if adversarial:
         record['warmup_iteration'] = time_train_step(model, wrappers, data, args.device, 0, args.iters,
                                                      args.warmup)
+    if args.anonymize_frames:
+        record['anonymize'] = time_anonymize(model.anonymizer, args.anonymize_frames, args.video_frames,
+                                             args.frame_size, args.device, args.iters, args.warmup)
+    record['overrides'] = overrides
     if args.device.startswith('cuda'):
         record['device_name'] = torch.cuda.get_device_name()
         record['peak_mem_gib'] = round(torch.cuda.max_memory_allocated() / 2 ** 30, 3)

@@ -170,3 +170,18 @@ def test_keep_checkpoints_does_not_change_the_config_hash():
     assert cfg.keep_checkpoints is False
     kept = resolve_config('raw', 'vp_synth', 'smoke', options={'keep_checkpoints': True})
     assert config_hash(kept) == config_hash(cfg)
+
+
+def test_memory_layouts_do_not_change_the_config_hash_but_the_computation_does():
+    """The layouts change how fast a run computes, not what: a run stored before the cpu profile
+    turned them on keeps its hash (and resumes); a key beside them still counts."""
+    cfg = resolve_config('raprivacy', 'vp_synth', 'cpu')
+    assert cfg.anonymizer.channels_last is True and cfg.fit.model.channels_last_3d is True
+    nchw = resolve_config('raprivacy', 'vp_synth', 'cpu', options={'anonymizer.channels_last': False,
+                                                                   'fit.model.channels_last_3d': False})
+    assert config_hash(nchw) == config_hash(cfg)
+    for key in ('channels_last', 'channels_last_3d'):  # as configs without the keys hash
+        (nchw.anonymizer if key == 'channels_last' else nchw.fit.model).pop(key)
+    assert config_hash(nchw) == config_hash(cfg)
+    other = resolve_config('raprivacy', 'vp_synth', 'cpu', options={'anonymizer.scale': 1})
+    assert config_hash(other) != config_hash(cfg)

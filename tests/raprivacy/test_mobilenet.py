@@ -7,7 +7,7 @@ import torch
 from benchmark.anonymizer import build_anonymizer
 from raprivacy import mobilenet
 from raprivacy.encoder import EncoderWeightsError
-from raprivacy.mobilenet import (TAPS, WEIGHTS_FILE, WEIGHTS_SHA256, MobileNetV2, MobileNetV2Encoder,
+from raprivacy.mobilenet import (TAP_LAYER, TAPS, WEIGHTS_FILE, WEIGHTS_SHA256, MobileNetV2, MobileNetV2Encoder,
                                  imagenet_weights, load_mobilenet_v2, sha256)
 from tests.raprivacy.helpers import tiny_anonymizer_cfg
 
@@ -28,6 +28,48 @@ def test_encoder_taps_strides_and_channels():
     assert [tuple(f.shape[1:]) for f in feats] == [(32, 32, 32), (32, 32, 32), (96, 16, 16), (144, 8, 8),
                                                   (192, 4, 4)]
     assert encoder.channels == tuple(c for *_, c in TAPS) and len(encoder.features) == 8
+
+
+def _unfolded_taps(encoder, x):
+    """The taps with every module run as it is (batch norm after its convolution)."""
+    x = (x - encoder.mean) / encoder.std
+    feats = []
+    for i, block in enumerate(encoder.features):
+        if i not in TAP_LAYER:
+            x = block(x)
+            continue
+        for j, layer in enumerate([block] if TAP_LAYER[i] is None else block.conv):
+            x = layer(x)
+            if TAP_LAYER[i] in (None, j):
+                feats.append(x * getattr(encoder, f'tap_scale{len(feats) + 1}'))
+                if len(feats) == len(TAPS):
+                    return feats
+
+
+def test_folded_batch_norm_gives_the_modules_taps_and_input_gradient():
+    """The encoder folds each frozen batch norm into its convolution: the taps, and the gradient
+    the style losses send back through them to the image, are those of the modules (the
+    residual block 3, between taps 3 and 4, included), and the state dict is untouched."""
+    torch.manual_seed(0)
+    encoder = MobileNetV2Encoder()
+    with torch.no_grad():
+        for m in encoder.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.3, 3.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    encoder.normalise_taps()
+    keys = set(encoder.state_dict())
+    x = torch.rand(2, 3, 48, 48, requires_grad=True)
+    folded = encoder(x)
+    (g_folded,) = torch.autograd.grad(sum(f.square().mean() for f in folded), x)
+    plain = _unfolded_taps(encoder, x)
+    (g_plain,) = torch.autograd.grad(sum(f.square().mean() for f in plain), x)
+    for a, b in zip(folded, plain):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(g_folded, g_plain, rtol=1e-3, atol=1e-7)
+    assert set(encoder.state_dict()) == keys
 
 
 def test_tap_scales_are_one_over_the_mean_activation_the_batch_norm_implies():
