@@ -19,6 +19,9 @@ EXAMPLES = {
   bench run --method spact --dataset vp_synth_b              # in-domain on B: fitted on B
   bench run --method spact --train-dataset vp_synth --dataset vp_synth_b   # transfer: the
             # anonymizer fitted on vp_synth, the target models trained and tested on vp_synth_b
+            # (the fit of the in-domain vp_synth run in --work-dir, if there is one)
+  bench run --method spact --train-dataset vp_synth --dataset vp_synth_b --fit-from work_dirs_table1
+            # ... the anonymizer fitted by the in-domain run stored in another work dir
   bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \\
             --dataset vp_hmdb51 --data-root /data/hmdb51 --profile paper --device cuda
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
@@ -191,7 +194,7 @@ def cmd_run(args) -> int:
             if not distributed.rank():  # process 0 prints the run
                 _header(cfg, work_root, uri, ui_hint, args.device)
             protocol = Protocol(cfg, work_root, uri, device=args.device, amp=args.amp,
-                                launcher=args.launcher)
+                                launcher=args.launcher, fit_from=args.fit_from)
             result = _run_one(protocol, f'seed {cfg.seed}', args.fresh)
             if result is None:
                 collapsed += 1
@@ -619,6 +622,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help='pytorch: one of several processes started by torchrun (benchmark/distributed.py)')
     p.add_argument('--fresh', action='store_true',
                    help='discard the run folder of this (method, dataset, profile, seed) first')
+    p.add_argument('--fit-from', metavar='WORK_DIR',
+                   help='transfer runs: take the anonymizer the in-domain run on --train-dataset (same '
+                        'method, profile, config, seed) fitted in this work dir; default: --work-dir when '
+                        "it holds one, else fit; 'none': always fit")
     _verbose_arg(p)
     p.set_defaults(func=cmd_run)
 

@@ -16,6 +16,13 @@ the random state it had, and reuses the same MLflow parent run (found by its run
 state file is lost), so a (method, dataset, profile, seed) ends with exactly one complete run
 whose metrics are those of an uninterrupted run.
 
+A transfer run (``fit_dataset`` set) whose anonymizer the store already fitted, in the in-domain
+run on ``fit_dataset`` with the same config and seed, takes that run's fitted anonymizer instead
+of fitting it again (``fit_from``): the fits are deterministic (a refitted STPrivacy matched its
+Table 1 fit bit for bit), and the transfer then judges the very anonymizer of the in-domain
+table. The reused folder is recorded (``bench.fit_from``), with its fit's time apart
+(``time_fit_reused_s``).
+
 Under ``torchrun`` (``launcher='pytorch'``, ``benchmark.distributed``) every process trains
 and tests its shard of each batch; process 0 alone locks the folder, writes state, results and
 artifacts and records the run in MLflow, and tells the others which stages are left.
@@ -130,11 +137,16 @@ class Protocol:
             starts the process group first). Defaults to ``'none'``.
         sweep (str, optional): The sweep this run is a point of (``bench sweep --name``),
             added to its parent run's ``bench.sweep`` tag. Defaults to None.
+        fit_from (str | Path, optional): For a transfer run: the work dir whose in-domain run on
+            the fit dataset (same method, profile, config and seed) provides the fitted
+            anonymizer; it must hold that run's finished fit, or the run stops with a one-line
+            error. ``None``: this run's own work dir, when it holds one (otherwise the run
+            fits); ``'none'``: always fit. Defaults to None.
     """
 
     def __init__(self, cfg: Config, work_root: Path, tracking_uri: str, device: str = 'cpu',
                  amp: bool = False, log=print, launcher: str = 'none',
-                 sweep: str | None = None) -> None:
+                 sweep: str | None = None, fit_from: str | Path | None = None) -> None:
         import_all()
         self.sweep = sweep
         self.launcher = launcher
@@ -167,6 +179,37 @@ class Protocol:
         # run folder and the report check it apart from the config hash
         source_cls = DATASETS.get(self.eval_data['source']['type'])
         self.data_version = str(getattr(source_cls, 'data_version', ''))
+        self.fit_source = self._reusable_fit(fit_from)
+
+    def _reusable_fit(self, fit_from) -> Path | None:
+        """The ``fit`` folder of the in-domain run whose anonymizer this transfer run takes, or
+        None (see the class's ``fit_from``)."""
+        never = fit_from is not None and str(fit_from).lower() == 'none'
+        if not self.cfg.fit_dataset or not self.cfg.fit or never:
+            if fit_from is not None and not never:
+                raise ProtocolError(f'--fit-from {fit_from}: only a transfer run (--train-dataset) of a '
+                                    f'method that learns takes a fitted anonymizer from another run')
+            return None
+        own = Config(copy.deepcopy(self.cfg.to_dict()))
+        own.dataset, own.fit_dataset = own.fit_dataset, None
+        folder = run_folder(Path(fit_from) if fit_from is not None else self.work_root, own)
+        fit_source = DATASETS.get(self.fit_data['source']['type'])
+        state = _read_json(folder / STATE_FILE) or {}
+        problem = None
+        if not (folder / 'fit' / RESULT_FILE).is_file() or not (folder / 'fit' / 'anonymizer.pth').is_file():
+            problem = 'holds no finished fit'
+        elif state.get('config_hash') != config_hash(own):
+            problem = (f'is a run of another config (hash {state.get("config_hash")}, this run '
+                       f'needs {config_hash(own)})')
+        elif state.get('data_version', '') != str(getattr(fit_source, 'data_version', '')):
+            problem = f'was fitted on other {self.fit_data["name"]} data ({state.get("data_version")})'
+        if problem is None:
+            return folder / 'fit'
+        if fit_from is None:  # nothing to reuse in this store: fit here
+            return None
+        raise ProtocolError(f'--fit-from {fit_from}: {folder} {problem}; run `bench run --method '
+                            f'{self.cfg.method} --dataset {self.fit_data["name"]} --profile {self.cfg.profile} '
+                            f'--seed {self.cfg.seed} --work-dir {fit_from}` first, or leave out --fit-from')
 
     # ----------------------------------------------------------------- state and tracking
     def _prepare(self, fresh: bool) -> dict | None:
@@ -392,6 +435,8 @@ class Protocol:
         ckpt = stage_dir / 'anonymizer.pth'
         start = time.time()
         info: dict = {}
+        if self.fit_source is not None:
+            return self._reuse_fit(stage_dir, start)
         if self.cfg.fit:
             fit = self.cfg.fit.to_dict()
             model = copy.deepcopy(fit['model'])
@@ -440,6 +485,24 @@ class Protocol:
             'clip_len': self.cfg.clip.clip_len, 'crop_size': self.cfg.clip.crop_size,
             'aux_channels': list(self.needs), 'trained_on': self.fit_data['name']})
         return dict(info=info, metrics={'time_fit_s': time.time() - start})
+
+    def _reuse_fit(self, stage_dir: Path, start: float) -> dict:
+        """The fit stage of a transfer run whose anonymizer an in-domain run fitted: its weights
+        and description, copied."""
+        if not self.main:
+            return {}
+        source = _read_json(self.fit_source / RESULT_FILE) or {}
+        console.current().detail(f'[fit] the anonymizer {self.fit_source.parent} fitted on '
+                                 f'{self.fit_data["name"]} (same config and seed), not fitted again')
+        for name in ('anonymizer.pth', 'anonymizer.json'):
+            tmp = stage_dir / f'{name}.tmp{os.getpid()}'
+            shutil.copyfile(self.fit_source / name, tmp)
+            tmp.replace(stage_dir / name)
+        info = {k: v for k, v in source.get('info', {}).items() if k == 'encoder'}
+        info['fit_from'] = str(self.fit_source.parent.resolve())
+        metrics = {'time_fit_s': time.time() - start,
+                   'time_fit_reused_s': float(source.get('metrics', {}).get('time_fit_s', 0.0))}
+        return dict(info=info, metrics=metrics)
 
     def _fitted_anonymizer(self):
         """The run's anonymizer with the fit stage's weights, frozen; loaded once per process."""

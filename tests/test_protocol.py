@@ -157,6 +157,35 @@ def test_transfer_run_fits_on_a_and_evaluates_on_b(work_root):
     assert runs[0].data.tags['bench.dataset'] == 'vp_synth_b'
 
 
+def test_a_transfer_run_takes_the_anonymizer_the_in_domain_run_fitted(tmp_path, capsys):
+    """The transfer of a learned method reuses the in-domain run's fit from the same store, or
+    from the store --fit-from names; a store without that fit is a one-line error there."""
+    table1, transfer = tmp_path / 'table1', tmp_path / 'transfer'
+    assert main(['run', '--method', 'spact', '--profile', 'smoke', '--work-dir', str(table1)]) == 0
+    fitted = table1 / 'vp_synth' / 'spact' / 'smoke' / 'seed0' / 'fit' / 'anonymizer.pth'
+    args = ['run', '--method', 'spact', '--profile', 'smoke', '--train-dataset', 'vp_synth',
+            '--dataset', 'vp_synth_b']
+    assert main(args + ['--work-dir', str(transfer), '--fit-from', str(tmp_path / 'elsewhere')]) == 2
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert 'elsewhere' in said and 'holds no finished fit' in said and '--dataset vp_synth' in said
+    assert main(args + ['--work-dir', str(transfer), '--fit-from', str(table1)]) == 0
+    run_dir = transfer / 'vp_synth_to_vp_synth_b' / 'spact' / 'smoke' / 'seed0'
+    assert (run_dir / 'fit' / 'anonymizer.pth').read_bytes() == fitted.read_bytes()
+    run = _parents(transfer, dataset='vp_synth_b', method='spact')[0]
+    assert run.data.tags['bench.fit_from'] == str(fitted.parent.parent.resolve())
+    assert run.data.metrics['time_fit_reused_s'] > 0 and run.data.metrics['time_fit_s'] < 5
+    assert not list((run_dir / 'fit').glob('*/*.log'))  # no fit ran here
+    # the same store: found without --fit-from; another config is fitted, not reused
+    assert main(args + ['--work-dir', str(table1)]) == 0
+    assert _parents(table1, dataset='vp_synth_b', method='spact')[0].data.tags['bench.fit_from']
+    assert main(args + ['--work-dir', str(table1), '--seed', '1']) == 0
+    refit = _parents(table1, dataset='vp_synth_b', method='spact', seed='1')[0]
+    assert 'bench.fit_from' not in refit.data.tags and 'time_fit_reused_s' not in refit.data.metrics
+    assert main(['run', '--method', 'spact', '--profile', 'smoke', '--seed', '2', '--work-dir', str(table1),
+                 '--fit-from', str(table1)]) == 2  # not a transfer run
+    assert 'only a transfer run (--train-dataset)' in capsys.readouterr().err
+
+
 def _interrupted_then_resumed(work_root: Path, sig: int, seed: str):
     run_dir = work_root / 'vp_synth' / 'raw' / 'smoke' / f'seed{seed}'
     cmd = [sys.executable, '-m', 'benchmark.cli', 'run', '--method', 'raw', '--profile', 'smoke',
