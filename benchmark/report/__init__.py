@@ -98,6 +98,7 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         source = tracking_uri or 'the default MLflow store'
     selected = _filter(all_runs, datasets, profiles)
     counting = runs_io.counting_runs(runs_io.slim(selected))
+    stopped = runs_io.stopped_runs(selected[selected.sweep.fillna('') == ''])
     older = runs_io.older_data(selected)
     if len(older):
         labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
@@ -133,7 +134,7 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         grids: list[plots.FigureJob] = []
         for profile in tables.order_profiles(counting.profile):
             written += _profile_report(counting, profile, shown_curves, samples_dir, out,
-                                       extra_methods, renderer, grids, predictions)
+                                       extra_methods, renderer, grids, predictions, stopped)
         # The figures drawn from the tables are under way in the workers: export meanwhile.
         export_start = time.perf_counter()
         if from_csv is None:
@@ -194,7 +195,7 @@ def _read_export(read, path: Path):
 
 
 def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, renderer,
-                    grids, predictions=None) -> list[Path]:
+                    grids, predictions=None, stopped=None) -> list[Path]:
     """Write the tables of one profile, start drawing its figures on ``renderer`` and queue its
     frame grids on ``grids`` (they wait for the exported samples)."""
     written = []
@@ -204,6 +205,10 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
     for extra in (transfer, tables.paired_table(counting, profile, predictions)):
         if extra is not None:
             tables_out.append(extra)
+    for table in (table1, transfer):
+        note = None if table is None else tables.stopped_note(stopped, table)
+        if note:
+            table.notes.append(note)
     for table in tables_out:
         stem = out / f'{table.kind}_{profile}'
         written += [_write(stem.with_suffix('.md'), tables.to_markdown(table)),

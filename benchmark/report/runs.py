@@ -49,7 +49,7 @@ TAG_COLUMNS = {
     'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
     'encoder': 'bench.encoder', 'data_version': 'bench.data_version',
     'threads': 'bench.threads', 'torch': 'bench.torch', 'blas': 'bench.blas',
-    'sweep': 'bench.sweep',
+    'sweep': 'bench.sweep', 'failure': 'bench.failure',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
@@ -232,6 +232,20 @@ def counting_runs(runs: pd.DataFrame) -> pd.DataFrame:
     newest = complete.sort_values(['start_time', 'run_id'], kind='stable').groupby(
         list(KEY), sort=False).tail(1)
     return newest.sort_values(['start_time', 'run_id'], kind='stable').reset_index(drop=True)
+
+
+def stopped_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs that stopped for a stated reason (MLflow status FAILED with ``bench.failure``, a fit
+    its collapse guard stopped) and that no later complete run of the same key replaced: the
+    seeds a table is missing for a reason, which its notes name."""
+    failed = runs[(runs.status == 'FAILED') & (runs.failure.fillna('') != '')]
+    if failed.empty:
+        return failed
+    complete = runs[runs.complete.str.lower() == 'true']
+    latest = complete.groupby(list(KEY), sort=False).start_time.max()
+    later = [latest.get(tuple(r[k] for k in KEY), '') > r['start_time'] for r in failed.to_dict('records')]
+    failed = failed[[not x for x in later]]
+    return failed.sort_values(['start_time', 'run_id'], kind='stable').groupby(list(KEY), sort=False).tail(1)
 
 
 def slim(runs: pd.DataFrame) -> pd.DataFrame:

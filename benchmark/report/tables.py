@@ -212,6 +212,26 @@ def _in_domain(record: Record) -> bool:
     return record['train_dataset'] in (record['dataset'], '')
 
 
+def stopped_note(stopped: pd.DataFrame, table: Table) -> str | None:
+    """The note naming the runs of ``table``'s profile and datasets that stopped for a stated
+    reason (``runs.stopped_runs``), or None: a missing seed is said, not left to be guessed."""
+    if stopped is None or stopped.empty or table.frame.empty:
+        return None
+    rows = stopped[(stopped.profile == table.profile) & stopped.dataset.isin(set(table.frame.dataset))]
+    records = rows.to_dict('records')
+    if table.kind == 'table1':
+        records = [r for r in records if _in_domain(r)]
+    if not records:
+        return None
+    said = []
+    for r in records:
+        fitted = paper.dataset_title(r['train_dataset'] or r['dataset'])
+        said.append(f'{r["table_name"] or r["method"]} on {paper.dataset_title(r["dataset"])} '
+                    f'(fitted on {fitted}), seed {r["seed"]}: {r["failure"]}')
+    return ('Stopped for a stated reason and not counted (MLflow status FAILED, tag bench.failure; '
+            'no later run of the same seed completed): ' + '; '.join(said) + '.')
+
+
 def table1(counting: pd.DataFrame, profile: str, extra_methods=(), predictions=None) -> Table:
     """Table 1 of one profile: every dataset evaluated in-domain, methods in the paper's order.
 
