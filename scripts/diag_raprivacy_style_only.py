@@ -22,8 +22,15 @@ the machine. ``--encoder`` replaces the profile's encoder: ``mobilenet_v2`` (Ima
 before the MobileNetV2). Both the training and the pixels read the output clamped to [0, 1]
 through ``clamp_inward``, as the fit's losses do.
 
+Each column is also measured as ``bench run`` measures readability (``benchmark.readability``,
+against the frames' person masks and nearness maps): the outline score, the depth likeness and
+the colour left (mean chroma over raw's). The pixels' outline is the most any decoder trained on
+Loss_st alone could keep from these frames. ``--steps 0`` skips (2) (the output column is then
+the untrained decoder's); ``--frames`` test frames, one from the middle of each of that many
+test videos spread over the split; ``--tag`` is added to the output names.
+
 Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--encoder self_trained]
-       [--steps 600] [--pixel-steps 300]
+       [--steps 600] [--pixel-steps 300] [--frames 4] [--tag NAME]
 """
 from __future__ import annotations
 
@@ -51,6 +58,8 @@ def main() -> None:
                         help="encoder in place of the profile's")
     parser.add_argument('--steps', type=int, default=600)
     parser.add_argument('--pixel-steps', type=int, default=300)
+    parser.add_argument('--frames', type=int, default=4, help='test frames to transfer and measure')
+    parser.add_argument('--tag', default='', help='added to the output file names')
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
@@ -106,9 +115,11 @@ def main() -> None:
     anonymizer.eval()
     test = VPSynthSource(split='test', **{k: v for k, v in cfg.dataset.source.items()
                                           if k not in ('type', 'split')})
-    picks = np.linspace(0, len(test) - 1, 4).astype(int)
-    inputs = np.stack([np.asarray(test.read(int(i), [test.num_frames(int(i)) // 2]))[0, ..., :3]
-                       for i in picks])  # (4, H, W, 3): the middle frame of 4 test videos
+    picks = np.linspace(0, len(test) - 1, args.frames).astype(int)
+    read = np.stack([np.asarray(test.read(int(i), [test.num_frames(int(i)) // 2]))[0]
+                     for i in picks])  # (F, H, W, 3 + aux): the middle frame of F test videos
+    inputs = read[..., :3]
+    aux = dict(zip(test.aux_channels, np.moveaxis(read[..., 3:], -1, 0)))
     frames = torch.from_numpy(inputs).permute(0, 3, 1, 2).float().div_(255)
     with torch.no_grad():
         outputs = anonymizer(frames[:, :, None])[:, :, 0]
@@ -120,7 +131,7 @@ def main() -> None:
     rows = [np.concatenate([i, gap, p, gap, o, gap, style], 1) for i, p, o in zip(inputs, pixels, outputs)]
     grid = np.concatenate(rows, 0).repeat(3, 0).repeat(3, 1)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f'raprivacy_style_only_{args.profile}_{encoder["type"]}'
+    stem = args.out / f'raprivacy_style_only_{args.profile}_{encoder["type"]}{"_" + args.tag if args.tag else ""}'
     from PIL import Image
     Image.fromarray(grid).save(stem.with_suffix('.png'))
     style_mean = anonymizer.style_bank.float().mean((0, 2, 3)).tolist()
@@ -139,9 +150,20 @@ def main() -> None:
                   style_mean_rgb=[round(v, 1) for v in style_mean],
                   colourfulness=dict(input=colourfulness(inputs), pixels=colourfulness(pixels),
                                      output=colourfulness(outputs), style=colourfulness(style)),
-                  log=log)
+                  readability={name: _readability(images, inputs, aux) for name, images in
+                               (('input', inputs), ('pixels', pixels), ('output', outputs))},
+                  frames=args.frames, log=log)
     stem.with_suffix('.json').write_text(json.dumps(record, indent=2) + '\n')
     print(f'wrote {stem}.png and .json')
+
+
+def _readability(images: np.ndarray, inputs: np.ndarray, aux: dict) -> dict:
+    """``bench run``'s truth-based readability measures of uint8 frames ``(F, H, W, 3)``."""
+    from benchmark import readability
+    x, raw = images.astype(np.float32) / 255, inputs.astype(np.float32) / 255
+    return dict(outline=round(readability.outline_score(x, aux['mask'] > 127), 3),
+                depth=round(readability.depth_likeness(x, aux['depth'].astype(np.float32) / 255), 3),
+                colour=round(readability.mean_chroma(x) / readability.mean_chroma(raw), 3))
 
 
 def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int, bound):
