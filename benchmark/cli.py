@@ -337,9 +337,10 @@ def _print_result(cfg, result: dict) -> None:
           f'{m["floor_f1_macro"]:.3f}, lower is better)')
     attrs = [k.removeprefix('privacy_ap_') for k in m if k.startswith('privacy_ap_')]
     print('  AP per attribute  ' + ', '.join(f'{a} {100 * m["privacy_ap_" + a]:.1f}' for a in attrs))
+    fit = (f'fit reused: {m["time_fit_reused_s"]:.0f} s in the in-domain run' if 'time_fit_reused_s' in m
+           else f'fit {m.get("time_fit_s", 0):.0f}')
     print(f'  time              {m["time_total_s"]:.0f} s '
-          f'(fit {m.get("time_fit_s", 0):.0f}, action {m["time_action_s"]:.0f}, '
-          f'privacy {m["time_privacy_s"]:.0f})')
+          f'({fit}, action {m["time_action_s"]:.0f}, privacy {m["time_privacy_s"]:.0f})')
     if m.get('time_setup_s', 0) >= 1:  # e.g. RAPrivacy's encoder trained on first use
         print(f'  setup             {m["time_setup_s"]:.0f} s before the stages (building the '
               f'anonymizer; cached for later runs)')

@@ -169,6 +169,7 @@ def test_a_transfer_run_takes_the_anonymizer_the_in_domain_run_fitted(tmp_path, 
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert 'elsewhere' in said and 'holds no finished fit' in said and '--dataset vp_synth' in said
     assert main(args + ['--work-dir', str(transfer), '--fit-from', str(table1)]) == 0
+    assert 'fit reused:' in capsys.readouterr().out
     run_dir = transfer / 'vp_synth_to_vp_synth_b' / 'spact' / 'smoke' / 'seed0'
     assert (run_dir / 'fit' / 'anonymizer.pth').read_bytes() == fitted.read_bytes()
     run = _parents(transfer, dataset='vp_synth_b', method='spact')[0]
