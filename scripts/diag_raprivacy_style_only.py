@@ -30,7 +30,7 @@ the untrained decoder's); ``--frames`` test frames, one from the middle of each 
 test videos spread over the split; ``--tag`` is added to the output names.
 
 Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--encoder self_trained]
-       [--steps 600] [--pixel-steps 300] [--frames 4] [--tag NAME]
+       [--steps 600] [--pixel-steps 300] [--frames 4] [--tag NAME] [--style-weights GS LF]
 """
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument('--pixel-steps', type=int, default=300)
     parser.add_argument('--frames', type=int, default=4, help='test frames to transfer and measure')
     parser.add_argument('--tag', default='', help='added to the output file names')
+    parser.add_argument('--style-weights', type=float, nargs=2, metavar=('GS', 'LF'), default=None,
+                        help="weights of L_gs and L_lf in place of the profile's (10 and 3)")
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
@@ -78,6 +80,8 @@ def main() -> None:
     encoder = ENCODERS.get(args.encoder, cfg.anonymizer.encoder.to_dict())
     anonymizer = build_anonymizer(dict(cfg.anonymizer.to_dict(), encoder=encoder))
     weights = cfg.fit.model.loss_weights
+    if args.style_weights:
+        weights.global_style, weights.local_feature = args.style_weights
     # RAPrivacyModel's style losses only need the anonymizer: borrow them without the branches.
     borrowed = type('Borrowed', (), {name: getattr(RAPrivacyModel, name) for name in
                                      ('style_losses', 'style_targets', '_eager_style_losses')})()
@@ -139,7 +143,8 @@ def main() -> None:
         return round(float(images.reshape(-1, 3).astype(np.float32).std(axis=1).mean()), 1)
 
     record.update(what='RAPrivacy style transfer trained alone (phase 1 only)', profile=args.profile,
-                  steps=args.steps, lr=optim.lr, batch=batch, clip_len=clip_len,
+                  steps=args.steps, lr=optim.lr,
+                  style_weights=[weights.global_style, weights.local_feature], batch=batch, clip_len=clip_len,
                   encoder=anonymizer.encoder_source, threads=args.threads,
                   columns=['input', 'pixels optimized on Loss_st', 'anonymizer after style-only training',
                            'style image'],
