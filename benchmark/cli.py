@@ -96,7 +96,7 @@ def _parse_options(pairs: list[str] | None) -> dict:
     import ast
     out = {}
     for pair in pairs or []:
-        if '=' not in pair:
+        if '=' not in pair or pair.startswith('='):
             raise SystemExit(f'bench: --cfg-options {pair!r} is not key=value')
         key, value = pair.split('=', 1)
         try:

@@ -193,7 +193,7 @@ class Protocol:
         own = Config(copy.deepcopy(self.cfg.to_dict()))
         own.dataset, own.fit_dataset = own.fit_dataset, None
         folder = run_folder(Path(fit_from) if fit_from is not None else self.work_root, own)
-        fit_source = DATASETS.get(self.fit_data['source']['type'])
+        fit_data_cls = DATASETS.get(self.fit_data['source']['type'])
         state = _read_json(folder / STATE_FILE) or {}
         problem = None
         if not (folder / 'fit' / RESULT_FILE).is_file() or not (folder / 'fit' / 'anonymizer.pth').is_file():
@@ -201,7 +201,7 @@ class Protocol:
         elif state.get('config_hash') != config_hash(own):
             problem = (f'is a run of another config (hash {state.get("config_hash")}, this run '
                        f'needs {config_hash(own)})')
-        elif state.get('data_version', '') != str(getattr(fit_source, 'data_version', '')):
+        elif state.get('data_version', '') != str(getattr(fit_data_cls, 'data_version', '')):
             problem = f'was fitted on other {self.fit_data["name"]} data ({state.get("data_version")})'
         if problem is None:
             return folder / 'fit'

@@ -71,18 +71,27 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_train_step(model, wrappers, data: dict, device: str, iteration: int, iters: int, warmup: int) -> dict:
-    """Median wall and CPU seconds of ``train_step`` at schedule iteration ``iteration``."""
+def timed(call, device: str, iters: int, warmup: int, before=None) -> tuple[list[float], list[float]]:
+    """Wall and CPU seconds of ``iters`` calls of ``call`` after ``warmup`` untimed ones
+    (``before`` runs untimed ahead of each)."""
     walls, cpus = [], []
     for i in range(warmup + iters):
-        model.fit_iter.fill_(iteration)
+        if before is not None:
+            before()
         sync(device)
         wall, cpu = time.perf_counter(), time.process_time()
-        model.train_step(data, wrappers)
+        call()
         sync(device)
         if i >= warmup:
             walls.append(time.perf_counter() - wall)
             cpus.append(time.process_time() - cpu)
+    return walls, cpus
+
+
+def time_train_step(model, wrappers, data: dict, device: str, iteration: int, iters: int, warmup: int) -> dict:
+    """Median wall and CPU seconds of ``train_step`` at schedule iteration ``iteration``."""
+    walls, cpus = timed(lambda: model.train_step(data, wrappers), device, iters, warmup,
+                        before=lambda: model.fit_iter.fill_(iteration))
     return dict(wall_s=round(statistics.median(walls), 4), cpu_s=round(statistics.median(cpus), 4),
                 wall_s_all=[round(t, 4) for t in walls])
 
@@ -95,30 +104,10 @@ def time_anonymize(anonymizer, frames: int, clip_len: int, size: int, device: st
     anonymizer.eval()
     n = max(1, frames // clip_len)
     clips = torch.rand(n, 3, clip_len, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-    walls, cpus = [], []
-    for i in range(warmup + iters):
-        sync(device)
-        wall, cpu = time.perf_counter(), time.process_time()
-        anonymizer(clips)
-        sync(device)
-        if i >= warmup:
-            walls.append(time.perf_counter() - wall)
-            cpus.append(time.process_time() - cpu)
+    walls, cpus = timed(lambda: anonymizer(clips), device, iters, warmup)
     count = n * clip_len
     return dict(frames_per_call=count, wall_s_per_frame=round(statistics.median(walls) / count, 5),
                 cpu_s_per_frame=round(statistics.median(cpus) / count, 5))
-
-
-def parse_override(item: str) -> tuple[str, object]:
-    """``KEY=VALUE`` with VALUE a Python literal (a bare word stays a string)."""
-    import ast
-    key, sep, value = item.partition('=')
-    if not sep or not key:
-        raise SystemExit(f'--set {item!r}: write KEY=VALUE, e.g. anonymizer.channels_last=True')
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value
 
 
 def main() -> None:
@@ -145,7 +134,8 @@ def main() -> None:
     record = dict(provenance=provenance(args.device))  # before anything can change the tree
     profile = args.profile or ('paper' if args.device.startswith('cuda') else 'cpu')
     cfg = resolve_config('raprivacy', 'vp_synth', profile)
-    overrides = dict(parse_override(item) for item in args.set)
+    from benchmark.cli import _parse_options
+    overrides = _parse_options(args.set)  # as bench run --cfg-options parses them
     cfg.merge_from_dict(overrides)
     encoder = args.encoder or cfg.anonymizer.encoder.get('type', 'vgg19')
     torch.set_num_threads(args.threads)
