@@ -143,6 +143,16 @@ def _select_device(device: str) -> None:
         raise SystemExit('bench: --device cuda but no CUDA device is visible: use --device cpu')
 
 
+def _check_amp(args) -> None:
+    """Refuse ``--amp`` where bf16 would not run or would run slower (``benchmark.amp``)."""
+    if not args.amp:
+        return
+    from benchmark.amp import bf16_problem
+    problem = bf16_problem(args.device)
+    if problem:
+        raise SystemExit(f'bench: --amp on --device {args.device}: {problem}; leave out --amp')
+
+
 def _data_options(args) -> dict:
     options = _parse_options(args.cfg_options)
     if getattr(args, 'data_root', None):
@@ -173,8 +183,7 @@ def _store_for_reading(args) -> str:
 def cmd_run(args) -> int:
     seeds = _seeds(args)
     _select_device(args.device)
-    if args.amp and args.device != 'cuda':
-        raise SystemExit('bench: --amp needs --device cuda (bf16 autocast on the GPU)')
+    _check_amp(args)
     from benchmark import distributed
     distributed.init(args.launcher, args.device)
     uri = _store_for_writing(args)
@@ -255,6 +264,7 @@ def cmd_sweep(args) -> int:
     seeds = _seeds(args)
     if args.device == 'cpu':
         _select_device(args.device)
+    _check_amp(args)
     uri = _store_for_writing(args)
     work_root = Path(args.work_dir)
     axes = sweep.parse_grid(args.grid)
@@ -550,6 +560,8 @@ def cmd_anonymize(args) -> int:
         raise SystemExit('bench: give exactly one of --run RUN_ID or --checkpoint PATH')
     uri = _store_for_reading(args) if args.run else None
     _select_device(args.device)
+    from benchmark.amp import flush_denormals
+    flush_denormals(args.device)  # as the runs anonymize (benchmark/amp.py)
     import time
     from raprivacy import anonymize_video, load_anonymizer
     from benchmark import console
@@ -618,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
     _many_seeds_arg(p)
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
+    p.add_argument('--amp', action='store_true',
+                   help='bf16 autocast (CUDA, or a CPU with AVX512-BF16/AMX); recorded as bench.precision')
     p.add_argument('--launcher', choices=('none', 'pytorch'), default='none',
                    help='pytorch: one of several processes started by torchrun (benchmark/distributed.py)')
     p.add_argument('--fresh', action='store_true',
@@ -649,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     _many_seeds_arg(p)
     _store_args(p)
     p.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
-    p.add_argument('--amp', action='store_true', help='bf16 mixed precision (CUDA)')
+    p.add_argument('--amp', action='store_true',
+                   help='bf16 autocast (CUDA, or a CPU with AVX512-BF16/AMX); recorded as bench.precision')
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser('ls', help='list methods, datasets or profiles', epilog=EXAMPLES['ls'],

@@ -44,6 +44,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from benchmark import amp as amp_mod
 from benchmark import checkpoints, console, distributed, target_pretrain, tracking
 from benchmark.anonymizer import build_anonymizer
 from benchmark.config import config_hash, flatten
@@ -131,7 +132,8 @@ class Protocol:
         work_root (Path): Root of all runs' folders (``work_dirs``).
         tracking_uri (str): MLflow store.
         device (str): ``'cpu'`` or ``'cuda'``. Defaults to ``'cpu'``.
-        amp (bool): bf16 mixed precision (CUDA only). Defaults to False.
+        amp (bool): bf16 autocast (``benchmark.amp``: on CUDA, or a CPU with bf16 units).
+            Defaults to False.
         log (callable): Progress printer. Defaults to ``print``.
         launcher (str): ``'none'`` or ``'pytorch'`` (``torchrun``; ``benchmark.distributed``
             starts the process group first). Defaults to ``'none'``.
@@ -148,6 +150,7 @@ class Protocol:
                  amp: bool = False, log=print, launcher: str = 'none',
                  sweep: str | None = None, fit_from: str | Path | None = None) -> None:
         import_all()
+        amp_mod.flush_denormals(device)  # before any computation of the run (benchmark/amp.py)
         self.sweep = sweep
         self.launcher = launcher
         self.main = distributed.rank() == 0  # the process that records the run
@@ -157,6 +160,7 @@ class Protocol:
         self.tracking_uri = tracking_uri
         self.device = device
         self.amp = amp
+        self.precision = amp_mod.precision(amp)
         self.log = log
         self.hash = config_hash(cfg)
         setup_start = time.time()
@@ -203,13 +207,17 @@ class Protocol:
                        f'needs {config_hash(own)})')
         elif state.get('data_version', '') != str(getattr(fit_data_cls, 'data_version', '')):
             problem = f'was fitted on other {self.fit_data["name"]} data ({state.get("data_version")})'
+        elif state.get('precision', amp_mod.FP32) != self.precision:
+            problem = (f'was fitted at {state.get("precision", amp_mod.FP32)}, this run is at '
+                       f'{self.precision} ({"with" if self.amp else "without"} --amp)')
         if problem is None:
             return folder / 'fit'
         if fit_from is None:  # nothing to reuse in this store: fit here
             return None
         raise ProtocolError(f'--fit-from {fit_from}: {folder} {problem}; run `bench run --method '
                             f'{self.cfg.method} --dataset {self.fit_data["name"]} --profile {self.cfg.profile} '
-                            f'--seed {self.cfg.seed} --work-dir {fit_from}` first, or leave out --fit-from')
+                            f'--seed {self.cfg.seed}{" --amp" if self.amp else ""} --work-dir {fit_from}` '
+                            f'first, or leave out --fit-from')
 
     # ----------------------------------------------------------------- state and tracking
     def _prepare(self, fresh: bool) -> dict | None:
@@ -224,6 +232,11 @@ class Protocol:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
                 f', now {self.hash}): pass --fresh to discard it or --work-dir to keep both')
+        if state and state.get('precision', amp_mod.FP32) != self.precision:
+            raise ProtocolError(
+                f'{self.run_dir} holds a run at {state.get("precision", amp_mod.FP32)} precision, now '
+                f'{self.precision} ({"with" if self.amp else "without"} --amp): run it as it started, '
+                f'or pass --fresh to discard it or --work-dir to keep both')
         if state and state.get('data_version', '') != self.data_version:
             raise ProtocolError(
                 f'{self.run_dir} holds a run on other {self.eval_data["name"]} data '
@@ -239,7 +252,7 @@ class Protocol:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if state is None:
             state = {'config_hash': self.hash, 'data_version': self.data_version,
-                     'run_key': run_key(self.cfg), 'runs': {},
+                     'precision': self.precision, 'run_key': run_key(self.cfg), 'runs': {},
                      'complete': False, 'setup_s': self.setup_s}  # the first start's, on resume
         self.state = state
         self._parent_run()
@@ -321,7 +334,7 @@ class Protocol:
             'dataset': self.cfg.dataset.name, 'train_dataset': self.fit_data['name'],
             'profile': self.cfg.profile, 'seed': str(self.cfg.seed), 'run_key': run_key(self.cfg),
             'protocol_version': str(PROTOCOL_VERSION), 'complete': 'false',
-            'data_version': self.data_version,
+            'data_version': self.data_version, 'precision': self.precision,
             'config_hash': self.hash, 'work_dir': str(self.run_dir.resolve()), **prov,
         }
         if self.sweep:
@@ -425,9 +438,7 @@ class Protocol:
                            **kwargs)
 
     def _optim_type(self) -> dict:
-        if self.amp:
-            return dict(type='AmpOptimWrapper', dtype='bfloat16')
-        return dict(type='OptimWrapper')
+        return amp_mod.optim_wrapper_type(self.amp, self.device)
 
     def _fit(self) -> dict:
         stage_dir = self.run_dir / 'fit'
@@ -449,8 +460,7 @@ class Protocol:
             if self.amp:
                 for part in (optim.values() if 'constructor' in optim else [optim]):
                     if isinstance(part, dict) and 'optimizer' in part:
-                        part['type'] = 'AmpOptimWrapper'
-                        part['dtype'] = 'bfloat16'
+                        part.update(self._optim_type())
             runner = self._runner(
                 'fit', model=model,
                 train_dataloader=self._dataloader(self.fit_data, 'train', 'action',
@@ -526,7 +536,7 @@ class Protocol:
                 continue
             record = materialize(self.sources[self.eval_data['name'], split], anonymizer, folder,
                                  resize_short=self.cfg.clip.resize_short,
-                                 crop_size=self.cfg.clip.crop_size, device=self.device)
+                                 crop_size=self.cfg.clip.crop_size, device=self.device, amp=self.amp)
             seconds += record['seconds']
             if record['seconds']:
                 console.current().detail(f'[anonymize once] {folder.name}: {record["videos"]} '

@@ -32,7 +32,7 @@ HOOKS = _child('hook', mmaction_registry.HOOKS, ['benchmark.tracking', 'benchmar
                                                 'benchmark.runner', 'benchmark.target_pretrain'])
 LOOPS = _child('loop', mmaction_registry.LOOPS, [])
 OPTIMIZERS = _child('optimizer', mmaction_registry.OPTIMIZERS, [])
-OPTIM_WRAPPERS = _child('optim_wrapper', mmaction_registry.OPTIM_WRAPPERS, [])
+OPTIM_WRAPPERS = _child('optim_wrapper', mmaction_registry.OPTIM_WRAPPERS, ['benchmark.amp'])
 OPTIM_WRAPPER_CONSTRUCTORS = _child('optimizer wrapper constructor',
                                     mmaction_registry.OPTIM_WRAPPER_CONSTRUCTORS, ['raprivacy'])
 PARAM_SCHEDULERS = _child('parameter scheduler', mmaction_registry.PARAM_SCHEDULERS, [])

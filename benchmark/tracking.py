@@ -105,7 +105,9 @@ def package_versions() -> dict[str, str]:
 
 def numerics() -> dict[str, str]:
     """What changes a run's floating-point results on the same code and data: torch's intra-op
-    thread count (reductions split differently), torch's version and its BLAS and CPU kernels."""
+    thread count (reductions split differently), torch's version and its BLAS and CPU kernels,
+    and whether this thread flushes denormal floats to zero (benchmark/amp.py), read off a
+    product that is denormal unless flushed."""
     import re
 
     import torch
@@ -118,8 +120,9 @@ def numerics() -> dict[str, str]:
         parts[0] += f' {mkl.group(1)}'
     if cpu:
         parts.append(cpu.group(1))
+    tiny = torch.tensor([1e-39]) * torch.tensor([1.0])
     return {'threads': str(torch.get_num_threads()), 'torch': torch.__version__,
-            'blas': ', '.join(parts)}
+            'blas': ', '.join(parts), 'denormals': 'flushed' if tiny.item() == 0.0 else 'kept'}
 
 
 def provenance(device: str = 'cpu') -> dict[str, str]:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from benchmark import console
+from benchmark.amp import autocast
 from benchmark.datasets.clips import resize_short_side
 from benchmark.registry import DATASETS
 
@@ -39,8 +40,8 @@ def video_path(folder: Path, i: int) -> Path:
 
 @torch.no_grad()
 def materialize(source, anonymizer, folder: str | Path, resize_short: int | None = None,
-                crop_size: int = 0, device: str | torch.device = 'cpu', max_frames: int = 128
-                ) -> dict:
+                crop_size: int = 0, device: str | torch.device = 'cpu', max_frames: int = 128,
+                amp: bool = False) -> dict:
     """Write ``anonymizer``'s output for every video of ``source`` under ``folder``.
 
     Args:
@@ -52,6 +53,8 @@ def materialize(source, anonymizer, folder: str | Path, resize_short: int | None
         device: Where the anonymizer runs. Defaults to ``'cpu'``.
         max_frames (int): Frames per anonymizer call; whole videos of the same shape are grouped
             up to this many. Defaults to 128.
+        amp (bool): Run the anonymizer under bf16 autocast (``--amp``, ``benchmark.amp``); its
+            output is taken back to float32 before it is rounded to 8 bits. Defaults to False.
 
     Returns:
         dict: ``videos``, ``frames`` and ``seconds`` (0 when everything was already there).
@@ -76,7 +79,9 @@ def materialize(source, anonymizer, folder: str | Path, resize_short: int | None
         clips = torch.stack([c for _, c in group]).to(device).float().div_(255.0)  # (N, C, T, H, W)
         rgb = clips[:, :3]
         aux = {name: clips[:, 3 + k:4 + k] for k, name in enumerate(aux_names)}
-        out = anonymizer(rgb, aux).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        with autocast(device, amp):
+            out = anonymizer(rgb, aux)
+        out = out.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
         out = out.permute(0, 2, 3, 4, 1).cpu().numpy()  # (N, T, H, W, 3)
         for (i, _), video in zip(group, out):
             tmp = folder / f'{i:06d}.tmp{os.getpid()}.npy'

@@ -49,7 +49,8 @@ TAG_COLUMNS = {
     'protocol_version': 'bench.protocol_version', 'complete': 'bench.complete',
     'encoder': 'bench.encoder', 'data_version': 'bench.data_version',
     'threads': 'bench.threads', 'torch': 'bench.torch', 'blas': 'bench.blas',
-    'sweep': 'bench.sweep', 'failure': 'bench.failure',
+    'sweep': 'bench.sweep', 'failure': 'bench.failure', 'precision': 'bench.precision',
+    'denormals': 'bench.denormals',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')
@@ -85,6 +86,10 @@ def normalize(runs: pd.DataFrame) -> pd.DataFrame:
     params = sorted(c for c in runs.columns if c.startswith('param.'))
     text = [*ID_COLUMNS, *TAG_COLUMNS, *params]
     runs[text] = runs[text].fillna('').astype(str)
+    # runs recorded before bench.precision: bf16 only where their command asked for --amp
+    untagged = runs.precision == ''
+    runs.loc[untagged, 'precision'] = [
+        'bf16' if '--amp' in command.split() else 'fp32' for command in runs.command[untagged]]
     ordered = list(text)
     for metric in metrics:
         runs[f'metric.{metric}'] = pd.to_numeric(runs[f'metric.{metric}'], errors='coerce').astype(float)

@@ -123,8 +123,23 @@ def header_of(records: list[Record], profile: str) -> dict[str, str]:
             'data': '; '.join(sorted(set(map(runs_io.data_label, (r['dataset'] for r in records),
                                              runs_io.data_versions(pd.DataFrame(records)))))),
             'threads': ', '.join(sorted({str(r.get('threads') or '') for r in records} - {''})) or 'unknown',
+            'precision': _precisions(records),
             'libraries': '; '.join(sorted({f'torch {r["torch"]}, BLAS {r.get("blas") or "unknown"}'
                                           for r in records if r.get('torch')})) or 'unknown'}
+
+
+PRECISION_NAMES = {'fp32': 'float32', 'bf16': 'bf16 autocast (--amp)'}
+
+
+def _precisions(records: list[Record]) -> str:
+    """'float32', or each precision with its run count when the runs mix them."""
+    counts: dict[str, int] = {}
+    for r in records:
+        name = r.get('precision') or 'fp32'
+        counts[name] = counts.get(name, 0) + 1
+    if len(counts) == 1:
+        return PRECISION_NAMES.get(*counts, *counts)
+    return ', '.join(f'{PRECISION_NAMES.get(k, k)} ({n} runs)' for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
@@ -624,7 +639,8 @@ def _header_lines(table: Table) -> list[str]:
     return [f'profile: {h["profile"]}', f'runs: {h["runs"]} (newest {h["newest"]})',
             f'commits: {h["commits"]}', f'devices: {h["devices"]}',
             f'protocol version: {h["protocol"]}', f'data: {h["data"]}',
-            f'threads per run: {h["threads"]}', f'libraries: {h["libraries"]}']
+            f'threads per run: {h["threads"]}', f'precision: {h.get("precision", "float32")}',
+            f'libraries: {h["libraries"]}']
 
 
 def _check(flag: str, yes: str) -> str:
