@@ -70,7 +70,7 @@ def flush_denormals(device: str) -> bool:
     on one of this suite's 2-core machines (a Xeon with AMX), RAPrivacy's adversarial fit
     iteration took about 6 times as long with them, and anonymizing about 3 times
     (``scripts/bench_raprivacy_step.py --keep-denormals`` against the default; figures in
-    results/raprivacy_step_cpu_mobilenet_v2*.json). GPUs flush them in most kernels anyway. Every CPU run of the protocol calls this first; the run's tag
+    results/precision_cpu/). GPUs flush them in most kernels anyway. Every CPU run of the protocol calls this first; the run's tag
     ``bench.denormals`` records the state it ran in."""
     if device != 'cpu':
         return False

@@ -25,6 +25,8 @@ EXAMPLES = {
   bench run --method raprivacy --train-dataset vp_ucf101 --train-data-root /data/ucf101 \\
             --dataset vp_hmdb51 --data-root /data/hmdb51 --profile paper --device cuda
   bench run --method raw --profile smoke --cfg-options target_schedule.max_epochs=2
+  bench run --method raprivacy --amp        # bf16 autocast on a CPU with AVX512-BF16/AMX units:
+            # faster, not the same numbers (tagged bench.precision=bf16; the header counts them)
   torchrun --nproc-per-node 4 -m benchmark.cli run --method raw --profile paper --device cuda \\
             --launcher pytorch                    # one run, 4 GPUs, the same global batch
 """,
