@@ -34,6 +34,11 @@ def precision(amp: bool) -> str:
     return BF16 if amp else FP32
 
 
+def stored_precision(state: dict) -> str:
+    """The precision a run folder's state was started at (``fp32`` for states before the key)."""
+    return state.get('precision', FP32)
+
+
 def bf16_problem(device: str) -> str | None:
     """Why ``--amp`` cannot run on ``device`` ('cpu' or 'cuda'), or None when it can."""
     if device == 'cuda':
@@ -59,7 +64,7 @@ class CPUBf16OptimWrapper(OptimWrapper):
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module):
-        with super().optim_context(model), torch.autocast(device_type='cpu', dtype=torch.bfloat16):
+        with super().optim_context(model), autocast('cpu'):
             yield
 
 
@@ -70,8 +75,8 @@ def flush_denormals(device: str) -> bool:
     on one of this suite's 2-core machines (a Xeon with AMX), RAPrivacy's adversarial fit
     iteration took about 6 times as long with them, and anonymizing about 3 times
     (``scripts/bench_raprivacy_step.py --keep-denormals`` against the default; figures in
-    results/precision_cpu/). GPUs flush them in most kernels anyway. Every CPU run of the protocol calls this first; the run's tag
-    ``bench.denormals`` records the state it ran in."""
+    results/precision_cpu/). GPUs flush them in most kernels anyway. Every CPU run of the
+    protocol calls this first; the run's tag ``bench.denormals`` records the state it ran in."""
     if device != 'cpu':
         return False
     return bool(torch.set_flush_denormal(True))

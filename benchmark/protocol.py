@@ -207,8 +207,8 @@ class Protocol:
                        f'needs {config_hash(own)})')
         elif state.get('data_version', '') != str(getattr(fit_data_cls, 'data_version', '')):
             problem = f'was fitted on other {self.fit_data["name"]} data ({state.get("data_version")})'
-        elif state.get('precision', amp_mod.FP32) != self.precision:
-            problem = (f'was fitted at {state.get("precision", amp_mod.FP32)}, this run is at '
+        elif amp_mod.stored_precision(state) != self.precision:
+            problem = (f'was fitted at {amp_mod.stored_precision(state)}, this run is at '
                        f'{self.precision} ({"with" if self.amp else "without"} --amp)')
         if problem is None:
             return folder / 'fit'
@@ -232,9 +232,9 @@ class Protocol:
             raise ProtocolError(
                 f'{self.run_dir} holds a run of a different config (hash {state.get("config_hash")}'
                 f', now {self.hash}): pass --fresh to discard it or --work-dir to keep both')
-        if state and state.get('precision', amp_mod.FP32) != self.precision:
+        if state and amp_mod.stored_precision(state) != self.precision:
             raise ProtocolError(
-                f'{self.run_dir} holds a run at {state.get("precision", amp_mod.FP32)} precision, now '
+                f'{self.run_dir} holds a run at {amp_mod.stored_precision(state)} precision, now '
                 f'{self.precision} ({"with" if self.amp else "without"} --amp): run it as it started, '
                 f'or pass --fresh to discard it or --work-dir to keep both')
         if state and state.get('data_version', '') != self.data_version:

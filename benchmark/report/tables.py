@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,14 +133,12 @@ PRECISION_NAMES = {'fp32': 'float32', 'bf16': 'bf16 autocast (--amp)'}
 
 
 def _precisions(records: list[Record]) -> str:
-    """'float32', or each precision with its run count when the runs mix them."""
-    counts: dict[str, int] = {}
-    for r in records:
-        name = r.get('precision') or 'fp32'
-        counts[name] = counts.get(name, 0) + 1
+    """'float32', or each precision with its run count, most runs first, when the runs mix them;
+    a record without one (not read through ``runs.normalize``) counts as float32."""
+    counts = Counter(r.get('precision') or 'fp32' for r in records).most_common()
     if len(counts) == 1:
-        return PRECISION_NAMES.get(*counts, *counts)
-    return ', '.join(f'{PRECISION_NAMES.get(k, k)} ({n} runs)' for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        return PRECISION_NAMES.get(counts[0][0], counts[0][0])
+    return ', '.join(f'{PRECISION_NAMES.get(k, k)} ({n} runs)' for k, n in counts)
 
 
 def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
@@ -639,7 +638,7 @@ def _header_lines(table: Table) -> list[str]:
     return [f'profile: {h["profile"]}', f'runs: {h["runs"]} (newest {h["newest"]})',
             f'commits: {h["commits"]}', f'devices: {h["devices"]}',
             f'protocol version: {h["protocol"]}', f'data: {h["data"]}',
-            f'threads per run: {h["threads"]}', f'precision: {h.get("precision", "float32")}',
+            f'threads per run: {h["threads"]}', f'precision: {h["precision"]}',
             f'libraries: {h["libraries"]}']
 
 
