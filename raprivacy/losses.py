@@ -177,3 +177,29 @@ def clip_views(clips: torch.Tensor, min_scale: float = 0.6, flip: bool = True
         return out.view(n, c, t, h, w)
 
     return view(), view()
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the readability measures read grey
+
+
+def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4) -> torch.Tensor:
+    """The outline term (``loss_weights.outline``), not in the paper: mean squared difference of
+    the Laplacians of the stylized and the content frames' luminance, each average-pooled by
+    ``pool`` first (the Laplacian loss of Li et al., "Laplacian-Steered Neural Style Transfer",
+    ACM MM 2017, taken on grey so that it asks for the content's coarse edges and not its colours).
+
+    Args:
+        images (Tensor): ``(M, 3, H, W)`` stylized frames (as the classifiers see them).
+        content (Tensor): ``(M, 3, H, W)`` the frames they were made from; no gradient flows
+            into them.
+        pool (int): Average-pooling window and stride before the Laplacian; edges finer than
+            it (a face's) are not asked for. Defaults to 4.
+    """
+    luma = images.new_tensor(LUMA).view(1, 3, 1, 1)
+    kernel = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+
+    def laplacian(x: torch.Tensor) -> torch.Tensor:
+        x = (x * luma).sum(1, keepdim=True)
+        return F.conv2d(F.avg_pool2d(x, pool) if pool > 1 else x, kernel)
+
+    return F.mse_loss(laplacian(images), laplacian(content.detach()))

@@ -6,7 +6,8 @@ to every frame and an MLP projection, L_pri of Eq. 7), and trains them with the 
 adversarial trainer (``benchmark.adversarial.AdversarialModel``, one ``OptimWrapper`` per
 submodule: ``anonymizer``, ``action_branch``, ``privacy_branch``). Each iteration:
 
-1. style adaptation: the anonymizer takes a step on ``Loss_st = lg L_gs + ll L_lf`` (Eq. 8);
+1. style adaptation: the anonymizer takes a step on ``Loss_st = lg L_gs + ll L_lf`` (Eq. 8),
+   plus ``lo L_ol`` where the outline weight is not zero (below);
 2. once the branches' warm-up is over, the anonymizer takes a step on
    ``Loss_total = lg L_gs + ll L_lf + la L_act - lp L_pri`` (Eq. 9), with the branches frozen;
 3. the action branch takes a step on L_act and the privacy branch one on +L_pri (the
@@ -29,6 +30,11 @@ What the paper leaves open or contradicts is a config value each (the method con
 - ``bounded_losses``: every loss reads the clamped output the classifiers and the saved frames
   see, through ``clamp_inward`` (saturated values still get the gradient back into range);
   off, the style losses read the unclamped output and the branches the hard clamp.
+- ``loss_weights.outline`` (lo, 0 in the paper's objective) and ``outline_pool``: a term the
+  paper does not have, ``raprivacy.losses.laplacian_loss`` of the frames the branches see
+  against the input clips, added to Loss_st in both phases. Loss_st alone cannot keep the
+  person's outline (the README's pixel-optimum study), so this asks for the content's coarse
+  edges in grey.
 - ``guard``: a fit whose output saturates or whose action branch sits at chance stops with a
   one-line reason (``benchmark.adversarial.CollapseGuard``).
 - ``train_privacy``: whether the privacy branch learns at all (off: a fixed random extractor).
@@ -58,8 +64,8 @@ from benchmark.data import DEFAULT_MEAN, DEFAULT_STD
 from benchmark.registry import MODELS
 from raprivacy.adaattn import adaattn_star, attention_keys
 from raprivacy.anonymizer import RAPrivacyAnonymizer, Transfer
-from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, local_feature_loss, ntxent_loss,
-                              pair_contrastive_loss)
+from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
+                              ntxent_loss, pair_contrastive_loss)
 
 PRIVACY_LOSSES = ('ntxent_views', 'eq9_action_pairs', 'info_nce_action_pairs')
 STYLE_LOSS_LAYERS = (2, 3, 4, 5)  # Eq. 4: relu2_1 ... relu5_1
@@ -144,19 +150,22 @@ class RAPrivacyModel(AdversarialModel):
         bounded_losses (bool): Compute every loss on the clamped output (``clamp_inward``).
             Defaults to True.
         dropout (float): Dropout before the action classifier. Defaults to 0.5.
+        outline_pool (int): Pooling, in frame pixels, of the outline term's Laplacians (see
+            ``laplacian_loss``). Defaults to 2.
         channels_last_3d (bool): NDHWC convolutions in both branches. Defaults to False.
         compile (bool | dict): ``torch.compile`` the parts (see the module's docstring); a
             dict is its keyword arguments. Defaults to False.
         **schedule: ``loss_weights`` (lambdas ``global_style`` lg, ``local_feature`` ll,
-            ``action`` la, ``privacy`` lp; defaults AdaAttN's 10 and 3, and 1 and 1),
+            ``action`` la, ``privacy`` lp, ``outline`` lo; defaults AdaAttN's 10 and 3, 1 and 1,
+            and 0, the paper's objective),
             ``anonymizer_steps``, ``branch_steps``, ``anonymizer_start_iter``, ``warmup_iters``,
             ``ramp_iters``, ``restart``, ``guard`` and ``data_preprocessor``, as
             ``AdversarialModel`` takes them.
     """
 
-    term_signs = dict(global_style=1, local_feature=1, action=1, privacy=-1)
+    term_signs = dict(global_style=1, local_feature=1, outline=1, action=1, privacy=-1)
     term_branches = dict(action='action_branch', privacy='privacy_branch')
-    default_weights = dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0)
+    default_weights = dict(global_style=10.0, local_feature=3.0, outline=0.0, action=1.0, privacy=1.0)
     guard_accuracy = 'action_acc'
 
     def __init__(self, anonymizer: dict, num_classes: int | None = None,
@@ -164,7 +173,8 @@ class RAPrivacyModel(AdversarialModel):
                  privacy_embed_dim: int = 128, privacy_loss: str = 'ntxent_views',
                  margin: float = 1.0, temperature: float = 0.1, views: dict | None = None,
                  train_privacy: bool = True, normalize_embeddings: bool = True,
-                 bounded_losses: bool = True, dropout: float = 0.5, channels_last_3d: bool = False,
+                 bounded_losses: bool = True, dropout: float = 0.5, outline_pool: int = 2,
+                 channels_last_3d: bool = False,
                  compile: bool | dict = False, **schedule) -> None:
         if num_classes is None:
             raise ValueError('RAPrivacyModel needs fit.model.num_classes (the action classes of the '
@@ -187,6 +197,9 @@ class RAPrivacyModel(AdversarialModel):
         self.privacy_loss, self.margin, self.temperature = privacy_loss, margin, temperature
         self.views = {'min_scale': 0.6, 'flip': True, **(views or {})}
         self.bounded_losses = bounded_losses
+        if int(outline_pool) < 1:
+            raise ValueError(f'fit.model.outline_pool must be a whole number of pixels >= 1, got {outline_pool!r}')
+        self.outline_pool = int(outline_pool)
         if channels_last_3d:
             for branch in (self.action_branch, self.privacy_branch):
                 branch.memory_format = torch.channels_last_3d
@@ -226,6 +239,22 @@ class RAPrivacyModel(AdversarialModel):
                                  [style[x - 1] for x in STYLE_LOSS_LAYERS], style_frames)
         l_lf = local_feature_loss([enc[x - 1] for x in LOCAL_LOSS_LAYERS], targets)
         return l_gs, l_lf
+
+    def outline_term(self, stylized: torch.Tensor, clips: torch.Tensor) -> torch.Tensor:
+        """L_ol: ``laplacian_loss`` of the clips the branches see ``(N, 3, T, H, W)`` against the
+        input clips, frame by frame."""
+        n, c, t, h, w = clips.shape
+        frames = lambda x: x.transpose(1, 2).reshape(n * t, c, h, w)  # noqa: E731
+        return laplacian_loss(frames(stylized), frames(clips), self.outline_pool)
+
+    def style_terms(self, out: Transfer, stylized: torch.Tensor, batch: dict,
+                    targets: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """The terms of Loss_st by name: L_gs, L_lf and, where its weight is not zero, L_ol."""
+        l_gs, l_lf = self.style_losses(out, targets)
+        terms = dict(global_style=l_gs, local_feature=l_lf)
+        if self.weights['outline']:
+            terms['outline'] = self.outline_term(stylized, batch['clips'])
+        return terms
 
     def privacy_term(self, clips: torch.Tensor, batch: dict) -> torch.Tensor:
         """L_pri of the privacy branch on ``clips``, in the configured reading."""
@@ -271,21 +300,23 @@ class RAPrivacyModel(AdversarialModel):
         with self.stepping('anonymizer', optim_wrapper):
             out, stylized = self.stylize(batch)
             targets = self.style_targets(out)
-            l_gs, l_lf = self.style_losses(out, targets)
-            loss_st = self.objective(dict(global_style=l_gs, local_feature=l_lf), factors)
+            style = self.style_terms(out, stylized, batch, targets)
+            loss_st = self.objective(style, factors)
         wrapper.update_params(loss_st)
         log = dict(loss_st=loss_st.detach())
+        if 'outline' in style:
+            log.update(loss_ol=style['outline'].detach())
         if not self.adversarial(factors, self.term_branches):
             return stylized.detach(), log
         with self.stepping('anonymizer', optim_wrapper):
             out, stylized = self.stylize(batch, encoded=out._replace(images=None))  # images stale
-            l_gs, l_lf = self.style_losses(out, targets)  # the same features: the same targets
-            terms = dict(global_style=l_gs, local_feature=l_lf,
-                         action=F.cross_entropy(self.action_branch(stylized), batch['actions']),
+            terms = self.style_terms(out, stylized, batch, targets)  # the same features: the same targets
+            terms.update(action=F.cross_entropy(self.action_branch(stylized), batch['actions']),
                          privacy=self.privacy_term(stylized, batch))
             total = self.objective(terms, factors)
         wrapper.update_params(total)
-        log.update(loss_gs=l_gs.detach(), loss_lf=l_lf.detach(), loss_act=terms['action'].detach(),
+        log.update(loss_gs=terms['global_style'].detach(), loss_lf=terms['local_feature'].detach(),
+                   loss_act=terms['action'].detach(),
                    loss_pri=terms['privacy'].detach(), loss_total=total.detach())
         return stylized.detach(), log
 
@@ -314,9 +345,11 @@ class RAPrivacyModel(AdversarialModel):
             batch = dict(clips=clips, actions=actions, videos=videos,
                          style_index=self.anonymizer.style_index(len(clips), clips.device))
             out, stylized = self.stylize(batch)
-            l_gs, l_lf = self.style_losses(out)
-            terms = dict(gs=('global_style', l_gs), lf=('local_feature', l_lf),
+            style = self.style_terms(out, stylized, batch)
+            terms = dict(gs=('global_style', style['global_style']), lf=('local_feature', style['local_feature']),
                          act=('action', F.cross_entropy(self.action_branch(stylized), actions)),
                          pri=('privacy', self.privacy_term(stylized, batch)))
+            if 'outline' in style:
+                terms['ol'] = ('outline', style['outline'])
             return {f'loss_{key}': self.objective({name: value}, {}) for key, (name, value) in terms.items()}
         raise ValueError(f"mode must be 'tensor', 'predict' or 'loss', got {mode!r}")

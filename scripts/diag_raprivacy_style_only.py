@@ -27,10 +27,13 @@ against the frames' person masks and nearness maps): the outline score, the dept
 the colour left (mean chroma over raw's). The pixels' outline is the most any decoder trained on
 Loss_st alone could keep from these frames. ``--steps 0`` skips (2) (the output column is then
 the untrained decoder's); ``--frames`` test frames, one from the middle of each of that many
-test videos spread over the split; ``--tag`` is added to the output names.
+test videos spread over the split; ``--tag`` is added to the output names. ``--outline W P``
+adds the fit's outline term (``loss_weights.outline`` W, ``outline_pool`` P; not the paper's)
+to the pixels' objective, read as the fit reads it: the frames at frame size against the input.
 
 Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--encoder self_trained]
        [--steps 600] [--pixel-steps 300] [--frames 4] [--tag NAME] [--style-weights GS LF]
+       [--outline W P]
 """
 from __future__ import annotations
 
@@ -62,6 +65,10 @@ def main() -> None:
     parser.add_argument('--tag', default='', help='added to the output file names')
     parser.add_argument('--style-weights', type=float, nargs=2, metavar=('GS', 'LF'), default=None,
                         help="weights of L_gs and L_lf in place of the profile's (10 and 3)")
+    parser.add_argument('--outline', type=float, nargs=2, metavar=('WEIGHT', 'POOL'), default=None,
+                        help="add the outline term (fit.model.loss_weights.outline and outline_pool, "
+                             "not the paper's) at this weight and pooling, in frame pixels, to the "
+                             "pixels' objective")
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
@@ -127,7 +134,8 @@ def main() -> None:
     frames = torch.from_numpy(inputs).permute(0, 3, 1, 2).float().div_(255)
     with torch.no_grad():
         outputs = anonymizer(frames[:, :, None])[:, :, 0]
-    pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps, clamp_inward)
+    pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps, clamp_inward,
+                                         args.outline)
     style = anonymizer.styles(torch.full((1,), anonymizer.eval_style), tuple(frames.shape[-2:]))
     to_u8 = lambda t: t.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
     outputs, pixels, style = to_u8(outputs), to_u8(pixels), to_u8(style)[0]
@@ -149,6 +157,7 @@ def main() -> None:
                   columns=['input', 'pixels optimized on Loss_st', 'anonymizer after style-only training',
                            'style image'],
                   pixel_steps=args.pixel_steps, pixel_log=pixel_log,
+                  pixel_outline_term=dict(weight=args.outline[0], pool=int(args.outline[1])) if args.outline else None,
                   pixels_mean_rgb=[round(v, 1) for v in pixels.reshape(-1, 3).mean(0).tolist()],
                   output_mean_rgb=[round(v, 1) for v in outputs.reshape(-1, 3).mean(0).tolist()],
                   input_mean_rgb=[round(v, 1) for v in inputs.reshape(-1, 3).mean(0).tolist()],
@@ -171,10 +180,15 @@ def _readability(images: np.ndarray, inputs: np.ndarray, aux: dict) -> dict:
                 colour=round(readability.mean_chroma(x) / readability.mean_chroma(raw), 3))
 
 
-def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int, bound):
+def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int, bound,
+                     outline: tuple[float, float] | None = None):
     """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style;
-    ``bound`` brings the pixels to [0, 1] as the fit does."""
+    ``bound`` brings the pixels to [0, 1] as the fit does. ``outline``: (weight, pool) of the
+    outline term added to Loss_st, or None."""
+    import torch.nn.functional as F
+
     from raprivacy.anonymizer import Transfer
+    from raprivacy.losses import laplacian_loss
     size = (frames.shape[-2] * anonymizer.scale, frames.shape[-1] * anonymizer.scale)
     content_img = torch.nn.functional.interpolate(frames, size=size, mode='bilinear', align_corners=False)
     style_size = size if anonymizer.style_size == 'transfer' else tuple(frames.shape[-2:])
@@ -185,13 +199,20 @@ def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: i
     opt = torch.optim.Adam([image], lr=0.01)
     log = []
     for step in range(steps):
-        l_gs, l_lf = losses(Transfer(bound(image), content, style, 1, 1))
+        bounded = bound(image)
+        l_gs, l_lf = losses(Transfer(bounded, content, style, 1, 1))
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
+        # as the fit reads it: the frames the branches see (at frame size) against the input frames
+        seen = F.avg_pool2d(bounded, anonymizer.scale) if anonymizer.scale > 1 else bounded
+        l_ol = laplacian_loss(seen, frames, int(outline[1])) if outline else None
+        if outline:
+            loss = loss + outline[0] * l_ol
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == steps - 1:
-            log.append(dict(step=step, loss_gs=round(l_gs.item(), 3), loss_lf=round(l_lf.item(), 3)))
+            log.append(dict(step=step, loss_gs=round(l_gs.item(), 3), loss_lf=round(l_lf.item(), 3),
+                            **(dict(loss_outline=round(l_ol.item(), 6)) if outline else {})))
     image = torch.nn.functional.avg_pool2d(image.detach(), anonymizer.scale) if anonymizer.scale > 1 else image
     return image.detach(), log
 

@@ -5,8 +5,8 @@ import torch
 
 import pytest
 
-from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, local_feature_loss, ntxent_loss,
-                              pair_contrastive_loss, pair_masks)
+from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
+                              ntxent_loss, pair_contrastive_loss, pair_masks)
 
 
 def test_global_style_loss_is_the_squared_gap_of_means_and_stds():
@@ -127,3 +127,28 @@ def test_what_each_reading_of_l_pri_pays_the_anonymizer_for():
     assert ntxent(constant) == pytest.approx(math.log(7), rel=1e-5)
     assert ntxent(action_only) == pytest.approx(math.log(3), rel=1e-3)
     assert ntxent(video_only) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_laplacian_loss_asks_for_the_contents_coarse_edges_in_grey():
+    content = torch.zeros(1, 3, 16, 16)
+    content[..., 4:12, 4:12] = 1.0  # a white square: edges at pooled scale
+    flat = torch.full_like(content, content.mean())
+    assert laplacian_loss(content, content, pool=2) == 0
+    assert laplacian_loss(flat, content, pool=2) > 0
+    # grey: a frame of the content's luminance in any colours costs nothing
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    tinted = content * torch.tensor([1 / 0.299, 0.0, 0.0]).view(1, 3, 1, 1) * (content * luma).sum(1, keepdim=True)
+    assert torch.allclose(laplacian_loss(tinted, content, pool=2), torch.zeros(()), atol=1e-10)
+    # detail finer than the pooling is not asked for: a 2-pixel checkerboard pools flat
+    fine = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2).float().expand(1, 3, 16, 16)
+    assert laplacian_loss(torch.full_like(fine, 0.5), fine, pool=2) == 0
+    assert laplacian_loss(torch.full_like(fine, 0.5), fine, pool=1) > 0
+    # by hand: one pooled cell brighter by d gives Laplacian -4d there and d at its 4 neighbours
+    image = torch.zeros(1, 3, 5, 5)
+    image[..., 2, 2] = 1.0
+    assert torch.isclose(laplacian_loss(image, torch.zeros_like(image), pool=1),
+                         torch.tensor((16 + 4) / 9.0))
+    # no gradient into the content
+    content.requires_grad_(True)
+    laplacian_loss(flat.requires_grad_(True), content, pool=2).backward()
+    assert content.grad is None and flat.grad.abs().sum() > 0

@@ -53,10 +53,10 @@ def anonymizer_grads(loss, model):
 
 
 @pytest.mark.parametrize('term, privacy_loss', [
-    ('global_style', 'ntxent_views'), ('local_feature', 'ntxent_views'), ('action', 'ntxent_views'),
-    ('privacy', 'ntxent_views'), ('privacy', 'eq9_action_pairs')])
+    ('global_style', 'ntxent_views'), ('local_feature', 'ntxent_views'), ('outline', 'ntxent_views'),
+    ('action', 'ntxent_views'), ('privacy', 'ntxent_views'), ('privacy', 'eq9_action_pairs')])
 def test_anonymizer_gradient_is_the_one_weighted_term_with_its_sign(term, privacy_loss):
-    weights = dict(global_style=0.0, local_feature=0.0, action=0.0, privacy=0.0) | {term: 0.7}
+    weights = dict(global_style=0.0, local_feature=0.0, outline=0.0, action=0.0, privacy=0.0) | {term: 0.7}
     model, wrappers = build(lr=0.0, optimizer='SGD', loss_weights=weights, privacy_loss=privacy_loss, **EXACT)
     steps = record_steps(model, wrappers)
     data = clip_batch()
@@ -65,7 +65,7 @@ def test_anonymizer_gradient_is_the_one_weighted_term_with_its_sign(term, privac
     batch, out, stylized = replay(model, data, 3)
     assert 0 < stylized.min() and stylized.max() < 1  # nothing clamped: every gradient passes
     l_gs, l_lf = model.style_losses(out)
-    value = dict(global_style=l_gs, local_feature=l_lf,
+    value = dict(global_style=l_gs, local_feature=l_lf, outline=model.outline_term(stylized, batch['clips']),
                  action=F.cross_entropy(model.action_branch(stylized), batch['actions']),
                  privacy=model.privacy_term(stylized, batch))[term]
     sign = -1 if term == 'privacy' else 1  # Eq. 9: + lg L_gs + ll L_lf + la L_act - lp L_pri
@@ -73,6 +73,22 @@ def test_anonymizer_gradient_is_the_one_weighted_term_with_its_sign(term, privac
     assert_same(phase2[1], anonymizer_grads(sign * 0.7 * value, model), 'anonymizer.')
     if term in ('action', 'privacy'):  # phase 1 (Eq. 8) holds no adversarial term
         assert all(g.abs().max() == 0 for g in phase1[1].values())
+    else:  # a style-side term is in Loss_st too, with the same sign
+        assert any(g.abs().max() > 0 for g in phase1[1].values())
+
+
+def test_outline_term_is_off_in_the_papers_objective_and_logged_when_on():
+    torch.manual_seed(0)
+    model, wrappers = build()
+    assert model.weights['outline'] == 0.0
+    log = model.train_step(clip_batch(), wrappers)
+    assert 'loss_ol' not in log  # not computed at all at weight 0
+    model, wrappers = build(loss_weights=dict(outline=50.0), outline_pool=1)
+    log = model.train_step(clip_batch(), wrappers)
+    assert torch.isfinite(log['loss_ol']) and log['loss_ol'] > 0
+    # the term compares the frames the branches see with the input clips: zero for the input itself
+    clips = model.fit_batch(model.data_preprocessor(clip_batch(), True))['clips']
+    assert model.outline_term(clips, clips) == 0
 
 
 def test_each_branch_steps_on_its_own_loss_of_phase2_clips():
@@ -164,6 +180,8 @@ def test_config_errors_are_one_line():
         MODELS.build(tiny_model_cfg(num_classes=None))
     with pytest.raises(ValueError, match="privacy_loss must be one of ntxent_views, eq9_action_pairs"):
         MODELS.build(tiny_model_cfg(privacy_loss='contrastive'))
+    with pytest.raises(ValueError, match=r'^fit.model.outline_pool must be a whole number of pixels >= 1, got 0$'):
+        MODELS.build(tiny_model_cfg(outline_pool=0))
     with pytest.raises(ValueError, match='warmup_iters'):
         MODELS.build(tiny_model_cfg(train_privacy=False, warmup_iters=dict(privacy_branch=2)))
     model, wrappers = build()
