@@ -251,6 +251,9 @@ def resolve_config(method: str, dataset: str, profile: str = 'cpu',
 #: count, may move the last bits of a float (``tests/raprivacy/test_fast_path.py`` bounds it); the
 #: run records them among its params.
 UNHASHED_KEYS = ('keep_checkpoints', 'compile', 'anonymizer.channels_last', 'fit.model.channels_last_3d')
+# keys whose value here computes what their absence does: left out of the hash at that value, so
+# that listing them in a method's config does not orphan the runs made before they were listed
+NEUTRAL_VALUES = {'fit.model.loss_weights.outline': 0.0}
 
 
 def _without(d: dict, dotted: str) -> dict:
@@ -269,6 +272,9 @@ def config_hash(cfg: Config) -> str:
     computed = cfg.to_dict()
     for key in UNHASHED_KEYS:
         computed = _without(computed, key)
+    for key, neutral in NEUTRAL_VALUES.items():
+        if _node(computed, key) == neutral:
+            computed = _without(computed, key)
     text = json.dumps(_jsonable(computed), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

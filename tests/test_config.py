@@ -185,3 +185,17 @@ def test_memory_layouts_do_not_change_the_config_hash_but_the_computation_does()
     assert config_hash(nchw) == config_hash(cfg)
     other = resolve_config('raprivacy', 'vp_synth', 'cpu', options={'anonymizer.scale': 1})
     assert config_hash(other) != config_hash(cfg)
+
+
+def test_raprivacy_outline_term_is_listed_off_without_orphaning_the_runs_made_before_it():
+    """``loss_weights.outline`` at 0 computes what a config without it did: runs stored before
+    it was listed keep their hash and resume; any other weight, or its pooling, is a new run."""
+    cfg = resolve_config('raprivacy', 'vp_synth', 'cpu')
+    assert cfg.fit.model.loss_weights.outline == 0.0
+    before = resolve_config('raprivacy', 'vp_synth', 'cpu')
+    before.fit.model.loss_weights.pop('outline')
+    assert config_hash(before) == config_hash(cfg)
+    on = resolve_config('raprivacy', 'vp_synth', 'cpu', options={'fit.model.loss_weights.outline': 1e4})
+    pooled = resolve_config('raprivacy', 'vp_synth', 'cpu', options={'fit.model.loss_weights.outline': 1e4,
+                                                                     'fit.model.outline_pool': 1})
+    assert len({config_hash(cfg), config_hash(on), config_hash(pooled)}) == 3

@@ -46,7 +46,8 @@ fit = dict(
         margin=1.0,  # m of Eq. 7, for 'eq9_action_pairs'
         train_privacy=True,  # the paper is silent; SPAct trains its privacy extractor
         bounded_losses=True,  # every loss reads the clamped frames the branches and the saved frames see
-        loss_weights=dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0),
+        loss_weights=dict(global_style=10.0, local_feature=3.0, action=1.0, privacy=1.0,
+                          outline=0.0),  # L_ol, not the paper's: off (its pooling: outline_pool, 2)
         # The paper's action branch is a trained R3D-50; SPAct's branches start pretrained. Here
         # both learn on raw clips first while only phase 1 (style) trains the anonymizer, then
         # the privacy weight ramps up. Paper-profile lengths are not measured: a ninth of the
