@@ -531,7 +531,8 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     """Merge several ``bench report`` exports (runs of several stores or machines) into one.
 
     Every source's ``runs.csv`` is read (and checked) before anything is written, so ``dest``
-    may be one of the sources' folders. A run found in two exports (same run id) counts once.
+    may be one of the sources' folders. A run found in two exports (same run id) counts once,
+as its ended row where one export caught it still running.
     ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` are merged beside it; where two
     exports hold frames of the same (method, dataset, profile), those of a run the tables count
     (``counting_runs``: a rerun replaces an older run of its key) are kept, and among those the
@@ -545,7 +546,11 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
         Path: the merged ``runs.csv``.
     """
     frames = [load_runs(Path(path)) for path in sources]
-    runs = normalize(pd.concat(frames, ignore_index=True).drop_duplicates('run_id'))
+    stacked = pd.concat(frames, ignore_index=True)
+    # a run exported while it ran and again once it ended: the ended row wins, wherever it comes
+    live = stacked.get('status', pd.Series('', index=stacked.index)).isin(('RUNNING', 'SCHEDULED'))
+    ranked = stacked.assign(_live=live).sort_values('_live', kind='stable')
+    runs = normalize(stacked.loc[sorted(ranked.index[~ranked.duplicated('run_id')])])
     found = [load_curves(Path(path).parent / 'curves.csv', quiet=True) for path in sources]
     found = [c for c in found if c is not None]
     curves = (normalize_curves(pd.concat(found, ignore_index=True).drop_duplicates())

@@ -114,3 +114,17 @@ def test_an_export_without_a_key_column_is_refused_before_anything_is_written(bu
     with pytest.raises(ValueError, match=str(bad)):
         runs_io.merge_exports([built['root'] / 'results' / 'runs.csv', bad], tmp_path / 'out')
     assert not (tmp_path / 'out').exists()
+
+
+def test_a_run_exported_while_running_and_again_ended_counts_as_ended(built, tmp_path):
+    runs = runs_io.load_runs(built['root'] / 'results' / 'runs.csv')
+    ended = runs[runs.status == 'FINISHED'].head(1)
+    stale = ended.assign(status='RUNNING')
+    sources = []
+    for name, part in (('stale', stale), ('ended', ended)):
+        (tmp_path / name / 'samples').mkdir(parents=True)
+        part.to_csv(tmp_path / name / 'runs.csv', index=False)
+        sources.append(tmp_path / name / 'runs.csv')
+    for order in (sources, sources[::-1]):  # whichever export is listed first
+        merged = runs_io.load_runs(runs_io.merge_exports(order, tmp_path / 'merged'))
+        assert list(merged.run_id) == list(ended.run_id) and list(merged.status) == ['FINISHED']
