@@ -185,8 +185,6 @@ def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: i
     """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style;
     ``bound`` brings the pixels to [0, 1] as the fit does. ``outline``: (weight, pool) of the
     outline term added to Loss_st, or None."""
-    import torch.nn.functional as F
-
     from raprivacy.anonymizer import Transfer
     from raprivacy.losses import laplacian_loss
     size = (frames.shape[-2] * anonymizer.scale, frames.shape[-1] * anonymizer.scale)
@@ -202,10 +200,9 @@ def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: i
         bounded = bound(image)
         l_gs, l_lf = losses(Transfer(bounded, content, style, 1, 1))
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
-        # as the fit reads it: the frames the branches see (at frame size) against the input frames
-        seen = F.avg_pool2d(bounded, anonymizer.scale) if anonymizer.scale > 1 else bounded
-        l_ol = laplacian_loss(seen, frames, int(outline[1])) if outline else None
-        if outline:
+        if outline:  # as the fit reads it: the frames the branches see (frame size) against the input
+            seen = torch.nn.functional.avg_pool2d(bounded, anonymizer.scale) if anonymizer.scale > 1 else bounded
+            l_ol = laplacian_loss(seen, frames, int(outline[1]))
             loss = loss + outline[0] * l_ol
         opt.zero_grad()
         loss.backward()
