@@ -180,9 +180,11 @@ def clip_views(clips: torch.Tensor, min_scale: float = 0.6, flip: bool = True
 
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the readability measures read grey
+OUTLINE_DETAIL = ('free', 'removed')
 
 
-def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4) -> torch.Tensor:
+def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4,
+                   detail: str = 'free') -> torch.Tensor:
     """The outline term (``loss_weights.outline``), not in the paper: mean squared difference of
     the Laplacians of the stylized and the content frames' luminance, each average-pooled by
     ``pool`` first (the Laplacian loss of Li et al., "Laplacian-Steered Neural Style Transfer",
@@ -192,14 +194,26 @@ def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4) -
         images (Tensor): ``(M, 3, H, W)`` stylized frames (as the classifiers see them).
         content (Tensor): ``(M, 3, H, W)`` the frames they were made from; no gradient flows
             into them.
-        pool (int): Average-pooling window and stride before the Laplacian; edges finer than
-            it (a face's) are not asked for. Defaults to 4.
+        pool (int): Average-pooling window and stride; edges finer than it (a face's) are not
+            asked for. Defaults to 4.
+        detail (str): What happens to detail finer than ``pool`` in the stylized frames.
+            ``'free'``: both frames are pooled before the Laplacian, so the stylized frames may
+            draw any texture finer than the pooling. ``'removed'``: the stylized frames'
+            Laplacian is taken at full resolution against that of the content pooled and
+            upsampled back (bilinear), so finer texture is penalized as well: the optimum is
+            the content smoothed at ``pool``, a grey Downsample. At ``pool`` 1 the two agree.
+            Defaults to ``'free'``.
     """
+    if detail not in OUTLINE_DETAIL:
+        raise ValueError(f"fit.model.outline_detail must be one of {', '.join(OUTLINE_DETAIL)}, got {detail!r}")
     luma = images.new_tensor(LUMA).view(1, 3, 1, 1)
     kernel = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    grey = lambda x: (x * luma).sum(1, keepdim=True)  # noqa: E731
+    pooled = lambda x: F.avg_pool2d(x, pool) if pool > 1 else x  # noqa: E731
 
-    def laplacian(x: torch.Tensor) -> torch.Tensor:
-        x = (x * luma).sum(1, keepdim=True)
-        return F.conv2d(F.avg_pool2d(x, pool) if pool > 1 else x, kernel)
-
-    return F.mse_loss(laplacian(images), laplacian(content.detach()))
+    target = pooled(grey(content.detach()))
+    if detail == 'free':
+        return F.mse_loss(F.conv2d(pooled(grey(images)), kernel), F.conv2d(target, kernel))
+    if pool > 1:
+        target = F.interpolate(target, size=images.shape[-2:], mode='bilinear', align_corners=False)
+    return F.mse_loss(F.conv2d(grey(images), kernel), F.conv2d(target, kernel))

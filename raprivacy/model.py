@@ -34,7 +34,7 @@ What the paper leaves open or contradicts is a config value each (the method con
   paper does not have, ``raprivacy.losses.laplacian_loss`` of the frames the branches see
   against the input clips, added to Loss_st in both phases. Loss_st alone cannot keep the
   person's outline (the README's pixel-optimum study), so this asks for the content's coarse
-  edges in grey.
+  edges in grey; ``outline_detail='removed'`` also penalizes texture finer than the pooling.
 - ``guard``: a fit whose output saturates or whose action branch sits at chance stops with a
   one-line reason (``benchmark.adversarial.CollapseGuard``).
 - ``train_privacy``: whether the privacy branch learns at all (off: a fixed random extractor).
@@ -64,7 +64,7 @@ from benchmark.data import DEFAULT_MEAN, DEFAULT_STD
 from benchmark.registry import MODELS
 from raprivacy.adaattn import adaattn_star, attention_keys
 from raprivacy.anonymizer import RAPrivacyAnonymizer, Transfer
-from raprivacy.losses import (clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
+from raprivacy.losses import (OUTLINE_DETAIL, clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
                               ntxent_loss, pair_contrastive_loss)
 
 PRIVACY_LOSSES = ('ntxent_views', 'eq9_action_pairs', 'info_nce_action_pairs')
@@ -152,6 +152,9 @@ class RAPrivacyModel(AdversarialModel):
         dropout (float): Dropout before the action classifier. Defaults to 0.5.
         outline_pool (int): Pooling, in frame pixels, of the outline term's Laplacians (see
             ``laplacian_loss``). Defaults to 2.
+        outline_detail (str): ``'free'`` or ``'removed'``: whether the outline term leaves
+            texture finer than ``outline_pool`` free or penalizes it (see ``laplacian_loss``).
+            Defaults to ``'free'``.
         channels_last_3d (bool): NDHWC convolutions in both branches. Defaults to False.
         compile (bool | dict): ``torch.compile`` the parts (see the module's docstring); a
             dict is its keyword arguments. Defaults to False.
@@ -174,6 +177,7 @@ class RAPrivacyModel(AdversarialModel):
                  margin: float = 1.0, temperature: float = 0.1, views: dict | None = None,
                  train_privacy: bool = True, normalize_embeddings: bool = True,
                  bounded_losses: bool = True, dropout: float = 0.5, outline_pool: int = 2,
+                 outline_detail: str = 'free',
                  channels_last_3d: bool = False,
                  compile: bool | dict = False, **schedule) -> None:
         if num_classes is None:
@@ -200,6 +204,10 @@ class RAPrivacyModel(AdversarialModel):
         if int(outline_pool) < 1:
             raise ValueError(f'fit.model.outline_pool must be a whole number of pixels >= 1, got {outline_pool!r}')
         self.outline_pool = int(outline_pool)
+        if outline_detail not in OUTLINE_DETAIL:
+            raise ValueError(f"fit.model.outline_detail must be one of {', '.join(OUTLINE_DETAIL)}, "
+                             f"got {outline_detail!r}")
+        self.outline_detail = outline_detail
         if channels_last_3d:
             for branch in (self.action_branch, self.privacy_branch):
                 branch.memory_format = torch.channels_last_3d
@@ -245,7 +253,7 @@ class RAPrivacyModel(AdversarialModel):
         input clips, frame by frame."""
         n, c, t, h, w = clips.shape
         frames = lambda x: x.transpose(1, 2).reshape(n * t, c, h, w)  # noqa: E731
-        return laplacian_loss(frames(stylized), frames(clips), self.outline_pool)
+        return laplacian_loss(frames(stylized), frames(clips), self.outline_pool, self.outline_detail)
 
     def style_terms(self, out: Transfer, stylized: torch.Tensor, batch: dict,
                     targets: list[torch.Tensor] | None = None) -> dict[str, torch.Tensor]:

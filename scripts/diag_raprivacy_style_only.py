@@ -29,11 +29,12 @@ Loss_st alone could keep from these frames. ``--steps 0`` skips (2) (the output 
 the untrained decoder's); ``--frames`` test frames, one from the middle of each of that many
 test videos spread over the split; ``--tag`` is added to the output names. ``--outline W P``
 adds the fit's outline term (``loss_weights.outline`` W, ``outline_pool`` P; not the paper's)
-to the pixels' objective, read as the fit reads it: the frames at frame size against the input.
+to the pixels' objective, read as the fit reads it: the frames at frame size against the input;
+``--outline-detail removed`` makes it penalize texture finer than the pooling (``outline_detail``).
 
 Usage: python scripts/diag_raprivacy_style_only.py [--profile cpu] [--encoder self_trained]
        [--steps 600] [--pixel-steps 300] [--frames 4] [--tag NAME] [--style-weights GS LF]
-       [--outline W P]
+       [--outline W P [--outline-detail removed]]
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def main() -> None:
                         help="add the outline term (fit.model.loss_weights.outline and outline_pool, "
                              "not the paper's) at this weight and pooling, in frame pixels, to the "
                              "pixels' objective")
+    parser.add_argument('--outline-detail', choices=('free', 'removed'), default='free',
+                        help="the outline term's fit.model.outline_detail: texture finer than the "
+                             "pooling free, or penalized")
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--out', type=Path, default=ROOT / 'results')
     args = parser.parse_args()
@@ -135,7 +139,7 @@ def main() -> None:
     with torch.no_grad():
         outputs = anonymizer(frames[:, :, None])[:, :, 0]
     pixels, pixel_log = _optimize_pixels(anonymizer, losses, weights, frames, args.pixel_steps, clamp_inward,
-                                         args.outline)
+                                         args.outline, args.outline_detail)
     style = anonymizer.styles(torch.full((1,), anonymizer.eval_style), tuple(frames.shape[-2:]))
     to_u8 = lambda t: t.clamp(0, 1).mul(255).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
     outputs, pixels, style = to_u8(outputs), to_u8(pixels), to_u8(style)[0]
@@ -157,7 +161,8 @@ def main() -> None:
                   columns=['input', 'pixels optimized on Loss_st', 'anonymizer after style-only training',
                            'style image'],
                   pixel_steps=args.pixel_steps, pixel_log=pixel_log,
-                  pixel_outline_term=dict(weight=args.outline[0], pool=int(args.outline[1])) if args.outline else None,
+                  pixel_outline_term=dict(weight=args.outline[0], pool=int(args.outline[1]), detail=args.outline_detail)
+                  if args.outline else None,
                   pixels_mean_rgb=[round(v, 1) for v in pixels.reshape(-1, 3).mean(0).tolist()],
                   output_mean_rgb=[round(v, 1) for v in outputs.reshape(-1, 3).mean(0).tolist()],
                   input_mean_rgb=[round(v, 1) for v in inputs.reshape(-1, 3).mean(0).tolist()],
@@ -181,10 +186,10 @@ def _readability(images: np.ndarray, inputs: np.ndarray, aux: dict) -> dict:
 
 
 def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: int, bound,
-                     outline: tuple[float, float] | None = None):
+                     outline: tuple[float, float] | None = None, detail: str = 'free'):
     """Adam on the frames' pixels (at the transfer size) for Loss_st toward the eval style;
     ``bound`` brings the pixels to [0, 1] as the fit does. ``outline``: (weight, pool) of the
-    outline term added to Loss_st, or None."""
+    outline term added to Loss_st, or None; ``detail``: its ``outline_detail``."""
     from raprivacy.anonymizer import Transfer
     from raprivacy.losses import laplacian_loss
     size = (frames.shape[-2] * anonymizer.scale, frames.shape[-1] * anonymizer.scale)
@@ -202,7 +207,7 @@ def _optimize_pixels(anonymizer, losses, weights, frames: torch.Tensor, steps: i
         loss = weights.global_style * l_gs + weights.local_feature * l_lf
         if outline:  # as the fit reads it: the frames the branches see (frame size) against the input
             seen = torch.nn.functional.avg_pool2d(bounded, anonymizer.scale) if anonymizer.scale > 1 else bounded
-            l_ol = laplacian_loss(seen, frames, int(outline[1]))
+            l_ol = laplacian_loss(seen, frames, int(outline[1]), detail)
             loss = loss + outline[0] * l_ol
         opt.zero_grad()
         loss.backward()

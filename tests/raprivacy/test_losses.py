@@ -152,3 +152,28 @@ def test_laplacian_loss_asks_for_the_contents_coarse_edges_in_grey():
     content.requires_grad_(True)
     laplacian_loss(flat.requires_grad_(True), content, pool=2).backward()
     assert content.grad is None and flat.grad.abs().sum() > 0
+
+
+def test_laplacian_loss_with_detail_removed_penalizes_texture_finer_than_the_pooling():
+    fine = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2).float().expand(1, 3, 16, 16)
+    grey_half = torch.full_like(fine, 0.5)
+    # 'free' lets the stylized frame draw a checkerboard the content does not have; 'removed' does not
+    assert laplacian_loss(fine, grey_half, pool=2, detail='free') == 0
+    assert laplacian_loss(fine, grey_half, pool=2, detail='removed') > 0
+    # its optimum is the content smoothed at the pooling: the checkerboard's content asks for flat grey
+    assert laplacian_loss(grey_half, fine, pool=2, detail='removed') == 0
+    # by hand: pooled content upsampled bilinearly (a constant stays constant), against the
+    # stylized frame's full-resolution Laplacian: the one-bright-pixel frame of the test above
+    image = torch.zeros(1, 3, 6, 6)
+    image[..., 2, 2] = 1.0
+    assert torch.isclose(laplacian_loss(image, torch.zeros_like(image), pool=2, detail='removed'),
+                         torch.tensor((16 + 4) / 16.0))
+    # the content's own coarse edges are still asked for, and at pool 1 the two readings agree
+    content = torch.zeros(1, 3, 16, 16)
+    content[..., 4:12, 4:12] = 1.0
+    flat = torch.full_like(content, content.mean())
+    assert laplacian_loss(flat, content, pool=2, detail='removed') > 0
+    assert torch.equal(laplacian_loss(flat, content, pool=1, detail='removed'),
+                       laplacian_loss(flat, content, pool=1, detail='free'))
+    with pytest.raises(ValueError, match=r"^fit.model.outline_detail must be one of free, removed, got 'sharp'$"):
+        laplacian_loss(flat, content, detail='sharp')

@@ -89,6 +89,10 @@ def test_outline_term_is_off_in_the_papers_objective_and_logged_when_on():
     # the term compares the frames the branches see with the input clips: zero for the input itself
     clips = model.fit_batch(model.data_preprocessor(clip_batch(), True))['clips']
     assert model.outline_term(clips, clips) == 0
+    # with detail removed, the input's own texture finer than the pooling costs (the test clips are noise)
+    model, wrappers = build(loss_weights=dict(outline=50.0), outline_pool=2, outline_detail='removed')
+    assert model.outline_term(clips, clips) > 0
+    assert torch.isfinite(model.train_step(clip_batch(), wrappers)['loss_ol'])
 
 
 def test_each_branch_steps_on_its_own_loss_of_phase2_clips():
@@ -182,6 +186,8 @@ def test_config_errors_are_one_line():
         MODELS.build(tiny_model_cfg(privacy_loss='contrastive'))
     with pytest.raises(ValueError, match=r'^fit.model.outline_pool must be a whole number of pixels >= 1, got 0$'):
         MODELS.build(tiny_model_cfg(outline_pool=0))
+    with pytest.raises(ValueError, match=r"^fit.model.outline_detail must be one of free, removed, got 'none'$"):
+        MODELS.build(tiny_model_cfg(outline_detail='none'))
     with pytest.raises(ValueError, match='warmup_iters'):
         MODELS.build(tiny_model_cfg(train_privacy=False, warmup_iters=dict(privacy_branch=2)))
     model, wrappers = build()
