@@ -17,6 +17,11 @@ newest complete one (``resume_checkpoint``). Two things make that resume safe an
   generators itself when the loader has no workers). The data order needs nothing: samplers
   are seeded by epoch, and MMEngine reseeds every loader worker the same way on each start.
   Nothing is drawn that an uninterrupted run would not draw.
+- **Time.** ``StageTimeHook`` saves with each checkpoint the seconds the stage has taken to
+  reach it, over every attempt (``stage_time_s``), so a resumed stage's time counts its
+  earlier attempts up to the checkpoint it resumed from, not the work an interruption threw
+  away. The protocol records it as ``time_<stage>_s``, and the earlier attempts' share as
+  ``time_<stage>_resumed_s``.
 
 Once a stage has written its result, its training checkpoints are spent: ``prune`` deletes them
 unless the runtime config says ``keep_checkpoints = True``.
@@ -26,6 +31,7 @@ from __future__ import annotations
 import pickle
 import random
 import re
+import time
 import zipfile
 from pathlib import Path
 
@@ -216,3 +222,53 @@ class RandomStateHook(Hook):
             loop.dataloader_iterator = _RestoreAfterReplay(loop, state)
         else:  # an epoch boundary: the next draw is the new epoch's loader iterator
             set_random_state(state)
+
+
+@HOOKS.register_module()
+class StageTimeHook(Hook):
+    """The seconds a stage has taken, over its attempts, saved with each checkpoint.
+
+    Args:
+        started (float): ``time.time()`` when this attempt of the stage began (before its data
+            were prepared, as the protocol times a stage). Defaults to the hook's creation.
+
+    After training, ``earlier_s`` is what the attempts before this one took up to the
+    checkpoint this one resumed from: 0.0 for a stage that started afresh, None when that
+    checkpoint was written before checkpoints carried the figure (the stage's time then counts
+    this attempt only).
+    """
+
+    priority = 'VERY_HIGH'
+
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.time() if started is None else float(started)
+        self.earlier_s: float | None = 0.0
+        self.resumed = False
+
+    def elapsed(self) -> float:
+        """The stage's seconds so far, earlier attempts included (this attempt's alone when
+        their figure is unknown)."""
+        return (self.earlier_s or 0.0) + time.time() - self.started
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.earlier_s is not None:  # an unknown earlier share would make the figure a guess
+            checkpoint['stage_time_s'] = self.elapsed()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self.resumed = True
+        found = checkpoint.get('stage_time_s')
+        self.earlier_s = float(found) if found is not None else None
+
+
+def stage_time(runner, started: float) -> dict[str, float]:
+    """``time_<stage>_s`` metrics of a stage trained by ``runner`` (its ``StageTimeHook``): the
+    seconds since ``started`` plus what earlier attempts took up to the checkpoint it resumed
+    from, and that share as ``time_<stage>_resumed_s`` when it resumed with the figure known."""
+    stage = Path(runner.work_dir).name
+    hook = next((h for h in runner.hooks if isinstance(h, StageTimeHook)), None)
+    now = time.time() - started
+    if hook is None or not hook.resumed:
+        return {f'time_{stage}_s': now}
+    if hook.earlier_s is None:
+        return {f'time_{stage}_s': now, f'time_{stage}_partial': 1.0}
+    return {f'time_{stage}_s': hook.earlier_s + now, f'time_{stage}_resumed_s': hook.earlier_s}

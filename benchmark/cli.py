@@ -353,6 +353,14 @@ def _print_result(cfg, result: dict) -> None:
            else f'fit {m.get("time_fit_s", 0):.0f}')
     print(f'  time              {m["time_total_s"]:.0f} s '
           f'({fit}, action {m["time_action_s"]:.0f}, privacy {m["time_privacy_s"]:.0f})')
+    earlier = sum(v for k, v in m.items() if k.endswith('_resumed_s'))
+    if earlier:
+        print(f'                    of which {earlier:.0f} s in attempts before a resume (up to the '
+              f'checkpoints they resumed from)')
+    partial = [k.removeprefix('time_').removesuffix('_partial') for k in m if k.endswith('_partial')]
+    if partial:
+        print(f'                    {", ".join(partial)}: resumed from a checkpoint without its earlier '
+              f'time; the figure counts the last attempt only')
     if m.get('time_setup_s', 0) >= 1:  # e.g. RAPrivacy's encoder trained on first use
         print(f'  setup             {m["time_setup_s"]:.0f} s before the stages (building the '
               f'anonymizer; cached for later runs)')

@@ -411,12 +411,14 @@ class Protocol:
                     dataset=dict(type='ClipDataset', source=source,
                                  target=target, test_mode=test, **clip))
 
-    def _runner(self, stage: str, **kwargs) -> Runner:
+    def _runner(self, stage: str, started: float, **kwargs) -> Runner:
+        """The stage's MMEngine Runner; ``started``: when this attempt of the stage began."""
         hooks = list(kwargs.pop('custom_hooks', []))
         if self.main:
             hooks.append(dict(type='MLflowStageHook', tracking_uri=self.tracking_uri,
                               run_id=self._child_run(stage), interval=max(1, self.cfg.log_interval // 2)))
         hooks.append(dict(type='RandomStateHook'))
+        hooks.append(dict(type='StageTimeHook', started=started))
         hooks.append(dict(type='ProgressHook', label=stage))
         options = {}  # what MMEngine's Runner reads from its cfg alone
         if self.cfg.get('compile') and stage != 'fit':
@@ -462,7 +464,7 @@ class Protocol:
                     if isinstance(part, dict) and 'optimizer' in part:
                         part.update(self._optim_type())
             runner = self._runner(
-                'fit', model=model,
+                'fit', start, model=model,
                 train_dataloader=self._dataloader(self.fit_data, 'train', 'action',
                                                   fit['batch_size'], fit.get('num_workers', 1),
                                                   test=False, infinite=True,
@@ -494,7 +496,8 @@ class Protocol:
             'anonymizer': self.cfg.anonymizer.to_dict(), 'method': self.cfg.method,
             'clip_len': self.cfg.clip.clip_len, 'crop_size': self.cfg.clip.crop_size,
             'aux_channels': list(self.needs), 'trained_on': self.fit_data['name']})
-        return dict(info=info, metrics={'time_fit_s': time.time() - start})
+        timed = checkpoints.stage_time(runner, start) if self.cfg.fit else {'time_fit_s': time.time() - start}
+        return dict(info=info, metrics=timed)
 
     def _reuse_fit(self, stage_dir: Path, start: float) -> dict:
         """The fit stage of a transfer run whose anonymizer an in-domain run fitted: its weights
@@ -577,7 +580,7 @@ class Protocol:
                                by_epoch=True, begin=warmup, end=epochs,
                                convert_to_iter_based=True))
         runner = self._runner(
-            stage, model=model, custom_hooks=hooks,
+            stage, start, model=model, custom_hooks=hooks,
             train_dataloader=self._dataloader(self.eval_data, 'train', stage, sched.batch_size,
                                               sched.num_workers, test=False, source=sources['train']),
             train_cfg=dict(by_epoch=True, max_epochs=epochs, val_interval=epochs + 1),
@@ -598,7 +601,7 @@ class Protocol:
                 logger=dict(type='LoggerHook', interval=self.cfg.log_interval)))
         runner.train()
         metrics = {k: float(v) for k, v in runner.test().items()}
-        metrics[f'time_{stage}_s'] = time.time() - start
+        metrics.update(checkpoints.stage_time(runner, start))
         if once_s:  # the stage that wrote the anonymized videos carries their cost
             metrics['time_anonymize_once_s'] = once_s
         return dict(metrics=metrics)

@@ -20,8 +20,8 @@ from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import Dataset
 
-from benchmark.checkpoints import (SCHEME, RandomStateHook, load, prune, random_state,
-                                   resume_checkpoint, set_random_state, training_checkpoints)
+from benchmark.checkpoints import (SCHEME, RandomStateHook, StageTimeHook, load, prune, random_state,
+                                   resume_checkpoint, set_random_state, stage_time, training_checkpoints)
 from benchmark.errors import ProtocolError
 
 
@@ -119,6 +119,62 @@ def test_a_resumed_stage_is_bit_identical_to_an_uninterrupted_one(tmp_path, by_e
 def test_the_hook_draws_nothing_in_an_uninterrupted_run(tmp_path):
     """Adding the hook leaves an uninterrupted run's numbers as they were."""
     assert _same(_train(tmp_path / 'with', True, [RandomStateHook()]), _train(tmp_path / 'without', True, []))
+
+
+class SlowIter(Hook):
+    """Every training iteration takes at least ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        time.sleep(self.seconds)
+
+
+def _timed_train(work_dir, hooks: list, resume=None):
+    """``_train`` of 10 iterations, checkpoints every 2, returning the runner's stage_time."""
+    started = time.time()
+    timer = StageTimeHook(started)
+    captured = {}
+
+    class Capture(Hook):
+        def after_run(self, runner) -> None:
+            captured.update(stage_time(runner, started))
+
+    _train(work_dir, False, [RandomStateHook(), timer, SlowIter(0.05), Capture(), *hooks], resume)
+    return captured, time.time() - started
+
+
+def test_a_resumed_stage_counts_its_earlier_attempts_up_to_the_checkpoint(tmp_path):
+    work_dir = tmp_path / 'fit'
+    once, wall = _timed_train(tmp_path / 'once' / 'fit', [])
+    assert set(once) == {'time_fit_s'} and 10 * 0.05 <= once['time_fit_s'] <= wall
+    # interrupted before iteration 5: its checkpoint at iteration 4 holds 4 slow iterations
+    first_start = time.time()
+    with pytest.raises(Interrupt):
+        _timed_train(work_dir, [InterruptAt(False, 5)])
+    first_wall = time.time() - first_start
+    ckpt = resume_checkpoint(work_dir)
+    assert ckpt.name == 'iter_4.pth'
+    assert 4 * 0.05 <= load(ckpt)['stage_time_s'] <= first_wall
+    timed, second_wall = _timed_train(work_dir, [], resume=ckpt)
+    # the earlier share is the checkpoint's figure; the 5th iteration, redone, is counted once
+    assert timed['time_fit_resumed_s'] == load(ckpt)['stage_time_s']
+    assert timed['time_fit_s'] == pytest.approx(timed['time_fit_resumed_s'] + second_wall, abs=0.05)
+    assert timed['time_fit_s'] >= 10 * 0.05
+
+
+def test_a_stage_resumed_from_a_checkpoint_without_its_time_is_marked_partial(tmp_path):
+    work_dir = tmp_path / 'action'
+    with pytest.raises(Interrupt):  # a checkpoint as written before they carried the figure
+        _train(work_dir, False, [RandomStateHook(), InterruptAt(False, 5)])
+    assert 'stage_time_s' not in load(resume_checkpoint(work_dir))
+    timed, wall = _timed_train(work_dir, [], resume=resume_checkpoint(work_dir))
+    assert timed['time_action_partial'] == 1.0 and 'time_action_resumed_s' not in timed
+    assert timed['time_action_s'] <= wall
+    # and the checkpoints it writes from there on carry no guess either
+    newest = training_checkpoints(work_dir)[0]
+    assert newest.name == 'iter_10.pth' and 'stage_time_s' not in load(newest)
 
 
 def test_random_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

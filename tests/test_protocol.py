@@ -225,6 +225,11 @@ def test_interrupted_run_resumes_into_one_complete_run(work_root, sig, seed):
     # the setup time is the first process's, kept in the run's state across the resume
     state = json.loads((work_root / 'vp_synth' / 'raw' / 'smoke' / f'seed{seed}' / 'state.json').read_text())
     assert runs[0].data.metrics['time_setup_s'] == pytest.approx(state['setup_s'])
+    # the resumed stage's time counts the first process's attempt up to its checkpoint
+    metrics = runs[0].data.metrics
+    assert 0 < metrics['time_action_resumed_s'] < metrics['time_action_s']
+    assert 'time_privacy_resumed_s' not in metrics and 'time_action_partial' not in metrics
+    assert 'of which' in log and 'in attempts before a resume' in log
 
 
 def test_unknown_names_exit_with_one_line(work_root, capsys):
