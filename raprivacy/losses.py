@@ -183,6 +183,13 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the readability measures read g
 OUTLINE_DETAIL = ('free', 'removed')
 
 
+def check_outline_detail(detail: str) -> str:
+    """``detail`` if it is one of ``OUTLINE_DETAIL``; a one-line ValueError otherwise."""
+    if detail not in OUTLINE_DETAIL:
+        raise ValueError(f"fit.model.outline_detail must be one of {', '.join(OUTLINE_DETAIL)}, got {detail!r}")
+    return detail
+
+
 def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4,
                    detail: str = 'free') -> torch.Tensor:
     """The outline term (``loss_weights.outline``), not in the paper: mean squared difference of
@@ -204,8 +211,7 @@ def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4,
             the content smoothed at ``pool``, a grey Downsample. At ``pool`` 1 the two agree.
             Defaults to ``'free'``.
     """
-    if detail not in OUTLINE_DETAIL:
-        raise ValueError(f"fit.model.outline_detail must be one of {', '.join(OUTLINE_DETAIL)}, got {detail!r}")
+    check_outline_detail(detail)
     luma = images.new_tensor(LUMA).view(1, 3, 1, 1)
     kernel = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
     grey = lambda x: (x * luma).sum(1, keepdim=True)  # noqa: E731

@@ -64,7 +64,7 @@ from benchmark.data import DEFAULT_MEAN, DEFAULT_STD
 from benchmark.registry import MODELS
 from raprivacy.adaattn import adaattn_star, attention_keys
 from raprivacy.anonymizer import RAPrivacyAnonymizer, Transfer
-from raprivacy.losses import (OUTLINE_DETAIL, clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
+from raprivacy.losses import (check_outline_detail, clip_views, global_style_loss, info_nce_loss, laplacian_loss, local_feature_loss,
                               ntxent_loss, pair_contrastive_loss)
 
 PRIVACY_LOSSES = ('ntxent_views', 'eq9_action_pairs', 'info_nce_action_pairs')
@@ -204,10 +204,7 @@ class RAPrivacyModel(AdversarialModel):
         if int(outline_pool) < 1:
             raise ValueError(f'fit.model.outline_pool must be a whole number of pixels >= 1, got {outline_pool!r}')
         self.outline_pool = int(outline_pool)
-        if outline_detail not in OUTLINE_DETAIL:
-            raise ValueError(f"fit.model.outline_detail must be one of {', '.join(OUTLINE_DETAIL)}, "
-                             f"got {outline_detail!r}")
-        self.outline_detail = outline_detail
+        self.outline_detail = check_outline_detail(outline_detail)
         if channels_last_3d:
             for branch in (self.action_branch, self.privacy_branch):
                 branch.memory_format = torch.channels_last_3d
