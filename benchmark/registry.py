@@ -54,10 +54,20 @@ def import_all() -> None:
     mmaction_registry.DATASETS.import_from_location()
 
 
+OWN_PACKAGES = ('benchmark', 'baselines', 'raprivacy')
+
+
 def constructor_arguments(name: str) -> list[str] | None:
     """The keyword arguments of the component registered as ``name`` in any of the suite's
-    registries (or their parents); None when it is not found or takes any keyword."""
+    registries (or their parents); None when it is not found or takes any keyword.
+
+    The ``**kwargs`` of the suite's own constructors are followed up the class's bases, since
+    they pass them on to ``super().__init__``: a model's ``**schedule`` takes
+    ``AdversarialModel``'s arguments, not any keyword. Another package's ``**kwargs`` is taken
+    at its word (None)."""
     import inspect
+
+    from torch import nn
 
     from raprivacy.styles import STYLE_SETS
     import_all()
@@ -65,7 +75,22 @@ def constructor_arguments(name: str) -> list[str] | None:
     cls = next((c for c in (r.get(name) for r in registries) if c is not None), None)
     if cls is None:
         return None
-    parameters = inspect.signature(cls).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return None
-    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if not inspect.isclass(cls):
+        parameters = inspect.signature(cls).parameters.values()
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return None
+        return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    arguments: list[str] = []
+    for klass in cls.__mro__:
+        if klass in (object, nn.Module):
+            break  # they take no keyword
+        if '__init__' not in klass.__dict__:
+            continue
+        parameters = list(inspect.signature(klass.__dict__['__init__']).parameters.values())[1:]
+        arguments += [p.name for p in parameters
+                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in arguments]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+        if klass.__module__.split('.')[0] not in OWN_PACKAGES:
+            return None
+    return arguments

@@ -72,12 +72,19 @@ def test_new_constructor_argument_is_allowed_inside_a_component():
     assert cfg.anonymizer.sigma == 3.0
     cfg = resolve_config('raw', 'vp_synth', 'cpu', options={'dataset.source.correlation': 0.5})
     assert cfg.dataset.source.correlation == 0.5  # not in the config, but VPSynthSource takes it
+    # a learned model's **schedule is AdversarialModel's arguments (SPAct's through two classes)
+    for method in ('raprivacy', 'spact'):
+        cfg = resolve_config(method, 'vp_synth', 'smoke', options={'fit.model.branch_steps': 2})
+        assert cfg.fit.model.branch_steps == 2
 
 
 @pytest.mark.parametrize('method, key, near', [
     ('strong_blur', 'anonymizer.sigmaa', "did you mean 'sigma'? (RegionBlur takes sigma, dilate, name)"),
     ('raprivacy', 'anonymizer.style_set.sise', "did you mean 'size'"),
     ('raw', 'dataset.source.train_per_clas', "did you mean 'train_per_class'"),
+    ('raprivacy', 'fit.model.branch_step', "did you mean 'branch_steps'"),
+    ('raprivacy', 'fit.model.outline_detial', "did you mean 'outline_detail'"),
+    ('spact', 'fit.model.anonymiser_start_iter', "did you mean 'anonymizer_start_iter'"),
 ])
 def test_a_new_key_inside_a_component_must_be_a_constructor_argument(method, key, near):
     with pytest.raises(UnknownNameError) as err:
