@@ -73,7 +73,7 @@ def main() -> None:
     for name in ('outline', 'colour', 'depth'):
         values = np.array([s[name] for s in styles.values()])
         record[name] = dict(min=float(values.min()), max=float(values.max()), mean=round(float(values.mean()), 4),
-                            std=round(float(values.std(ddof=1)), 4), best_style=int(values.argmax()))
+                            std=round(float(values.std(ddof=1)), 4), style_of_max=int(values.argmax()))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f'raprivacy_eval_styles_{args.profile}.json'
     path.write_text(json.dumps(record, indent=1) + '\n')
