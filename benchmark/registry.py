@@ -81,16 +81,41 @@ def constructor_arguments(name: str) -> list[str] | None:
             return None
         return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
     arguments: list[str] = []
+    given_first, given = 0, set()  # what the class below passes to this one's __init__ itself
     for klass in cls.__mro__:
         if klass in (object, nn.Module):
             break  # they take no keyword
         if '__init__' not in klass.__dict__:
             continue
-        parameters = list(inspect.signature(klass.__dict__['__init__']).parameters.values())[1:]
-        arguments += [p.name for p in parameters
-                      if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in arguments]
+        init = klass.__dict__['__init__']
+        parameters = list(inspect.signature(init).parameters.values())[1:]
+        positional = [p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD]
+        given |= set(positional[:given_first])
+        arguments += [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                      and p.name not in arguments and p.name not in given]
         if not any(p.kind is p.VAR_KEYWORD for p in parameters):
             break
         if klass.__module__.split('.')[0] not in OWN_PACKAGES:
             return None
+        given_first, keywords = _super_init_call(init)
+        given |= keywords
     return arguments
+
+
+def _super_init_call(init) -> tuple[int, set[str]]:
+    """How many positional arguments and which keywords ``init`` passes to
+    ``super().__init__`` itself (a subclass fixing its base's ``branches``, ``chance``)."""
+    import ast
+    import inspect
+    import textwrap
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
+    except (OSError, TypeError, SyntaxError):
+        return 0, set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == '__init__' and isinstance(node.func.value, ast.Call)
+                and getattr(node.func.value.func, 'id', None) == 'super'):
+            return (sum(not isinstance(a, ast.Starred) for a in node.args),
+                    {k.arg for k in node.keywords if k.arg})
+    return 0, set()

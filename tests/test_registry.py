@@ -36,3 +36,20 @@ def test_unknown_anonymizer_names_the_closest():
     message = str(err.value)
     assert "did you mean 'Blackening'" in message
     assert '\n' not in message
+
+
+@pytest.mark.parametrize('name, takes, not_takes', [
+    # **schedule reaches AdversarialModel, which takes branches and chance from the subclass
+    ('RAPrivacyModel', {'branch_steps', 'loss_weights', 'guard', 'outline_detail'}, {'branches', 'chance'}),
+    # SPAct -> DegradationModel -> LearnedAnonymizerModel -> AdversarialModel; the middle one
+    # fixes early_iters itself
+    ('SPActModel', {'temperature', 'reconstruction_iters', 'dropout', 'warmup_iters'},
+     {'branches', 'chance', 'privacy_branch', 'early_iters'}),
+    ('VITAModel', {'budget_target', 'num_attributes', 'ramp_iters'}, {'early_iters', 'privacy_branch'}),
+    # a metric's **kwargs reaches MMEngine's BaseMetric, which takes none
+    ('PrivacyLeakage', {'attributes', 'predictions_file', 'prefix'}, set()),
+])
+def test_constructor_arguments_follow_kwargs_to_what_the_bases_take(name, takes, not_takes):
+    from benchmark.registry import constructor_arguments
+    arguments = set(constructor_arguments(name))
+    assert takes <= arguments and not (not_takes & arguments), arguments
