@@ -57,11 +57,12 @@ SSIM_SIGMA = 1.5  # SSIM's Gaussian window
 FACE_IOU = 0.3
 TRUTH_METRICS = ('readability_outline', 'readability_depth', 'readability_colour')
 DETECTOR_METRICS = ('readability_person', 'readability_faces', 'readability_colour')
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 grey weights (RAPrivacy's outline term reads grey alike)
 
 
 def grey(frame: np.ndarray) -> np.ndarray:
     """An RGB frame ``(H, W, 3)`` in [0, 1] as its grey level (ITU-R BT.601 luma), in [0, 1]."""
-    return frame[..., 0] * 0.299 + frame[..., 1] * 0.587 + frame[..., 2] * 0.114
+    return frame[..., 0] * LUMA[0] + frame[..., 1] * LUMA[1] + frame[..., 2] * LUMA[2]
 
 
 def grey_uint8(frame: np.ndarray) -> np.ndarray:

@@ -179,7 +179,6 @@ def clip_views(clips: torch.Tensor, min_scale: float = 0.6, flip: bool = True
     return view(), view()
 
 
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as the readability measures read grey
 OUTLINE_DETAIL = ('free', 'removed')
 
 
@@ -211,6 +210,7 @@ def laplacian_loss(images: torch.Tensor, content: torch.Tensor, pool: int = 4,
             the content smoothed at ``pool``, a grey Downsample. At ``pool`` 1 the two agree.
             Defaults to ``'free'``.
     """
+    from benchmark.readability import LUMA  # grey as the outline measure reads it (import cycle at load)
     check_outline_detail(detail)
     luma = images.new_tensor(LUMA).view(1, 3, 1, 1)
     kernel = images.new_tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
