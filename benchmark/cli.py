@@ -278,7 +278,8 @@ def cmd_sweep(args) -> int:
         _select_device(args.device)
     data = manifest.start(dict(method=args.method, dataset=args.dataset, profile=args.profile,
                                train_dataset=args.train_dataset,
-                               grid={a.name: a.values for a in axes}, seeds=seeds))
+                               grid={a.name: a.values for a in axes}, seeds=seeds,
+                               variants=list(dict.fromkeys(p.variant for p in points))))
     states = [sweep.point_state(p, work_root, data) for p in points]
     ui_hint = _ui_hint(args)
     variants = len(points) // len(seeds)
@@ -496,7 +497,8 @@ def cmd_report(args) -> int:
     if args.sweep:
         from benchmark.report.sweep import build_sweep_report
         for path in build_sweep_report(uri, args.sweep, Path(args.out), Path(args.results),
-                                       from_csv=Path(args.from_csv[0]) if args.from_csv else None):
+                                       from_csv=Path(args.from_csv[0]) if args.from_csv else None,
+                                       work_dir=Path(args.work_dir)):
             print(path)
         return 0
     from benchmark.report import build_report

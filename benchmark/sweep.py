@@ -118,14 +118,29 @@ def _config_value(value, name: str):
     return style_names()[value] if name in SHORT_KEYS else value
 
 
+def variant_name(names: list[str], combo) -> str:
+    """A grid combination's variant: ``style=depth,anonymizer.scale=2`` (the method's suffix)."""
+    return ','.join(f'{name}={value}' for name, value in zip(names, combo))
+
+
 def expand(axes: list[Axis], seeds: list[int]) -> list[Point]:
     """The Cartesian product of the axes, each combination once per seed (seeds innermost)."""
     points = []
     for combo in itertools.product(*(a.values for a in axes)):
-        variant = ','.join(f'{a.name}={v}' for a, v in zip(axes, combo))
+        variant = variant_name([a.name for a in axes], combo)
         options = {a.key: _config_value(v, a.name) for a, v in zip(axes, combo)}
         points.extend(Point(variant, seed, options) for seed in seeds)
     return points
+
+
+def planned_points(definition: dict) -> list[tuple[str, int]]:
+    """A manifest's definition as its (variant, seed) points, in run order: its ``variants`` as
+    the sweep named them, or (a manifest written before they were recorded) its ``grid``."""
+    variants = definition.get('variants')
+    if variants is None:
+        grid = definition.get('grid') or {}
+        variants = [variant_name(list(grid), combo) for combo in itertools.product(*grid.values())]
+    return [(variant, seed) for variant in variants for seed in definition.get('seeds', [])]
 
 
 def _node(tree: dict, dotted: str):

@@ -168,6 +168,12 @@ def test_two_workers_share_the_store_and_a_failing_point_is_listed(tmp_path):
     counts = _complete_by_key(tmp_path)
     assert counts == {f'downsample_2x@anonymizer.factor={f}|vp_synth|vp_synth|smoke|0': 1
                       for f in (2, 4)}
+    report = _bench([sys.executable, '-m', 'benchmark.cli', 'report', '--work-dir', str(tmp_path),
+                     '--sweep', 'abl', '--out', str(tmp_path / 'reports'),
+                     '--results', str(tmp_path / 'results')])
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert ('bench report: sweep abl: 2 of 3 planned have a complete run; not yet: '
+            'anonymizer.factor=3 (seed 0). The table is partial until they do.') in report.stderr
     again = _bench(cmd)  # the failed point runs again (and fails again); the others are skipped
     assert '2 finished before (skipped), 0 interrupted (resumed), 1 failed before (run again)' \
         in again.stdout, again.stdout

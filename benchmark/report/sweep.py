@@ -10,6 +10,10 @@ videos finds the difference significant, here among all points of the sweep.
 Files: ``sweep_<name>.{md,csv}`` and ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the
 privacy-utility plane), plus ``plots/sweep_<name>_heatmap.{png,pdf}`` for a two-axis grid
 (two values or more on each axis).
+
+The sweep's manifest (``<work-dir>/sweeps/<name>.json``, written by ``bench sweep``) says which
+points it plans; a report of a sweep still running, or with failed points, names those without a
+complete run in its table and on stderr, so that a partial table is never read as the whole.
 """
 from __future__ import annotations
 
@@ -35,6 +39,48 @@ def sweep_runs(counting: pd.DataFrame, name: str) -> pd.DataFrame:
 def variant_values(variant: str) -> dict[str, str]:
     """``style=depth,anonymizer.scale=2`` -> ``{'style': 'depth', 'anonymizer.scale': '2'}``."""
     return dict(part.split('=', 1) for part in variant.split(',') if '=' in part)
+
+
+def read_manifest(path: Path | None) -> dict | None:
+    """The definition in a sweep's manifest (``<work-dir>/sweeps/<name>.json``), or None."""
+    import json
+    try:
+        return json.loads(Path(path).read_text())['definition'] if path else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def missing_points(points: pd.DataFrame, definition: dict) -> tuple[int, dict[str, list[str]]]:
+    """The number of points the sweep's ``definition`` plans, and those of them without a
+    complete run among ``points`` (variant -> seeds). Runs of another dataset or profile than
+    the definition's do not count."""
+    from benchmark.sweep import planned_points
+    planned = planned_points(definition)
+    mine = points[(points.dataset == definition.get('dataset'))
+                  & (points.profile == definition.get('profile'))]
+    have = {(m.partition('@')[2], str(seed)) for m, seed in zip(mine.method, mine.seed)}
+    missing: dict[str, list[str]] = {}
+    for variant, seed in planned:
+        if (variant, str(seed)) not in have:
+            missing.setdefault(variant, []).append(str(seed))
+    return len(planned), missing
+
+
+def coverage(points: pd.DataFrame, definition: dict | None) -> str:
+    """One sentence: how many of the sweep's planned points have a complete run in the store,
+    and which do not yet (a report of a sweep still running, or of one with failed points)."""
+    if definition is None:
+        return ('Points: the sweep\'s manifest (sweeps/<name>.json in the work dir it ran in) was '
+                'not found, so whether every planned point is here is not checked.')
+    planned, missing = missing_points(points, definition)
+    seeds = len(definition.get('seeds', [])) or 1
+    if not missing:
+        return f'Points: all {planned} planned ({planned // seeds} variants x {seeds} seeds) have a complete run.'
+    done = planned - sum(map(len, missing.values()))
+    return (f'Points: {done} of {planned} planned have a complete run; not yet: '
+            + '; '.join(f'{v} (seed{"s" if len(s) > 1 else ""} {", ".join(s)})'
+                        for v, s in missing.items())
+            + '. The table is partial until they do.')
 
 
 def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Table:
@@ -90,6 +136,7 @@ def to_markdown(table: tables.Table) -> str:
              f'on {table.frame.dataset.iloc[0]} ({h["profile"]} profile)', '',
              f'Runs: {h["runs"]}; commits {h["commits"]}; devices {h["devices"]}; newest run '
              f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}.', '',
+             *([h['coverage'], ''] if h.get('coverage') else []),
              '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
     for _, row in table.frame.iterrows():
         cells = [str(row.get(a, '')) for a in axes] + [str(row.n_seeds)]
@@ -155,8 +202,10 @@ def heatmap(table: tables.Table, stem: Path) -> list[Path]:
     return paths
 
 
-def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions=None) -> list[Path]:
-    """The sweep's table (Markdown, CSV) and figures under ``out``; its files only."""
+def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions=None,
+                       definition: dict | None = None) -> list[Path]:
+    """The sweep's table (Markdown, CSV) and figures under ``out``; its files only. With the
+    sweep's ``definition`` (its manifest's), the table says which planned points are missing."""
     points = sweep_runs(counting, name)
     if points.empty:
         known = sorted({n for names in counting.sweep.fillna('') for n in names.split(',') if n})
@@ -167,6 +216,9 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
     written = []
     for (profile, dataset), group in points.groupby(['profile', 'dataset'], sort=False):
         table = sweep_table(group, name, predictions)
+        if definition is None or (definition.get('dataset'), definition.get('profile')) == (
+                dataset, profile):
+            table.header['coverage'] = coverage(group, definition)
         suffix = '' if points[['profile', 'dataset']].drop_duplicates().shape[0] == 1 else \
             f'_{dataset}_{profile}'
         stem = f'sweep_{name}{suffix}'
@@ -182,18 +234,37 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
 
 
 def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_dir: Path,
-                       from_csv: Path | None = None) -> list[Path]:
-    """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report."""
+                       from_csv: Path | None = None, work_dir: Path | None = None) -> list[Path]:
+    """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report.
+
+    The sweep's manifest is read from ``work_dir`` (where ``bench sweep`` ran) and copied beside
+    the per-video outputs under ``results_dir``, where a report ``--from`` an export finds it.
+    Points it plans that have no complete run are named in the table and on stderr."""
     out, results_dir = Path(out), Path(results_dir)
     if from_csv is not None:
         runs = runs_io.load_runs(Path(from_csv))
         predictions_dir = Path(from_csv).parent / 'predictions'
+        manifest = Path(from_csv).parent / 'sweeps' / f'{name}.json'
     else:
         runs = runs_io.read_store(tracking_uri)
         predictions_dir = results_dir / 'predictions'
+        manifest = Path(work_dir) / 'sweeps' / f'{name}.json' if work_dir is not None else None
+    definition = read_manifest(manifest)
     counting = runs_io.counting_runs(runs_io.slim(runs))
     points = sweep_runs(counting, name) if not counting.empty else counting
     written = []
     if from_csv is None and not points.empty:
         written += runs_io.fetch_predictions(tracking_uri, points, predictions_dir)
-    return written + write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir))
+    written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
+                                  definition)
+    if from_csv is None and definition is not None:
+        import json
+        copy = results_dir / 'sweeps' / f'{name}.json'
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(json.dumps({'definition': definition}, indent=2, sort_keys=True) + '\n')
+        written.append(copy)
+    if definition is not None and missing_points(points, definition)[1]:
+        import sys
+        print(f'bench report: sweep {name}: {coverage(points, definition).removeprefix("Points: ")}',
+              file=sys.stderr)
+    return written

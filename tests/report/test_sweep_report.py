@@ -112,3 +112,46 @@ def test_table1_leaves_sweep_points_to_their_report_and_keeps_its_files(store, t
     table = (reports / 'table1_smoke.md').read_text()
     assert 'strong_blur@' not in table and '- runs: 1 (' in table  # the raw run alone
     assert (reports / 'sweep_other_smoke.md').exists()
+
+
+def _manifest(work, seeds, variants=None):
+    import json
+    grid = {'anonymizer.sigma': [2.0, 4.0], 'anonymizer.dilate': [0.0, 2.0]}
+    definition = dict(method='strong_blur', dataset='vp_synth', profile='smoke',
+                      train_dataset=None, grid=grid, seeds=seeds)
+    if variants is not None:
+        definition['variants'] = variants
+    (work / 'sweeps').mkdir(parents=True)
+    (work / 'sweeps' / 'abl.json').write_text(json.dumps({'definition': definition, 'points': {}}))
+
+
+def test_a_partial_sweep_names_its_missing_points_in_the_table_and_on_stderr(store, tmp_path, capsys):
+    from benchmark.report.sweep import build_sweep_report
+    _manifest(tmp_path / 'work', [0, 1, 2])  # a third seed planned, none of it run yet
+    written = build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results',
+                                 work_dir=tmp_path / 'work')
+    said = ('8 of 12 planned have a complete run; not yet: anonymizer.sigma=2.0,anonymizer.dilate=0.0 '
+            '(seed 2); anonymizer.sigma=2.0,anonymizer.dilate=2.0 (seed 2); '
+            'anonymizer.sigma=4.0,anonymizer.dilate=0.0 (seed 2); '
+            'anonymizer.sigma=4.0,anonymizer.dilate=2.0 (seed 2). The table is partial until they do.')
+    assert f'Points: {said}' in (tmp_path / 'reports' / 'sweep_abl.md').read_text()
+    assert f'bench report: sweep abl: {said}' in capsys.readouterr().err
+    copy = tmp_path / 'results' / 'sweeps' / 'abl.json'
+    assert copy in written  # beside the per-video outputs, for a report --from the export
+
+
+def test_a_complete_sweep_says_so_and_a_missing_manifest_is_not_taken_as_complete(store, tmp_path, capsys):
+    from benchmark.report.sweep import build_sweep_report
+    _manifest(tmp_path / 'work', [0, 1], variants=[  # as bench sweep records them
+        'anonymizer.sigma=2.0,anonymizer.dilate=0.0', 'anonymizer.sigma=2.0,anonymizer.dilate=2.0',
+        'anonymizer.sigma=4.0,anonymizer.dilate=0.0', 'anonymizer.sigma=4.0,anonymizer.dilate=2.0'])
+    build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results',
+                       work_dir=tmp_path / 'work')
+    table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
+    assert 'Points: all 8 planned (4 variants x 2 seeds) have a complete run.' in table
+    assert capsys.readouterr().err == ''
+    build_sweep_report(store, 'abl', tmp_path / 'elsewhere', tmp_path / 'results2',
+                       work_dir=tmp_path / 'nowhere')
+    assert "the sweep's manifest (sweeps/<name>.json in the work dir it ran in) was not found, so " \
+        'whether every planned point is here is not checked.' in \
+        (tmp_path / 'elsewhere' / 'sweep_abl.md').read_text()
