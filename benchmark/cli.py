@@ -278,8 +278,7 @@ def cmd_sweep(args) -> int:
         _select_device(args.device)
     data = manifest.start(dict(method=args.method, dataset=args.dataset, profile=args.profile,
                                train_dataset=args.train_dataset,
-                               grid={a.name: a.values for a in axes}, seeds=seeds,
-                               variants=list(dict.fromkeys(p.variant for p in points))))
+                               grid={a.name: a.values for a in axes}, seeds=seeds))
     states = [sweep.point_state(p, work_root, data) for p in points]
     ui_hint = _ui_hint(args)
     variants = len(points) // len(seeds)

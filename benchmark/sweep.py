@@ -134,13 +134,12 @@ def expand(axes: list[Axis], seeds: list[int]) -> list[Point]:
 
 
 def planned_points(definition: dict) -> list[tuple[str, int]]:
-    """A manifest's definition as its (variant, seed) points, in run order: its ``variants`` as
-    the sweep named them, or (a manifest written before they were recorded) its ``grid``."""
-    variants = definition.get('variants')
-    if variants is None:
-        grid = definition.get('grid') or {}
-        variants = [variant_name(list(grid), combo) for combo in itertools.product(*grid.values())]
-    return [(variant, seed) for variant in variants for seed in definition.get('seeds', [])]
+    """A manifest's definition (``grid``, ``seeds``) as its (variant, seed) points, in run order.
+    Grid values are scalars (``--grid`` splits on commas), so they come back from JSON as they
+    were and name the variants as :func:`expand` did."""
+    grid = definition.get('grid') or {}
+    return [(variant_name(list(grid), combo), seed) for combo in itertools.product(*grid.values())
+            for seed in definition.get('seeds', [])]
 
 
 def _node(tree: dict, dotted: str):

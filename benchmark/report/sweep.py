@@ -70,14 +70,14 @@ def coverage(points: pd.DataFrame, definition: dict | None) -> str:
     """One sentence: how many of the sweep's planned points have a complete run in the store,
     and which do not yet (a report of a sweep still running, or of one with failed points)."""
     if definition is None:
-        return ('Points: the sweep\'s manifest (sweeps/<name>.json in the work dir it ran in) was '
+        return ('the sweep\'s manifest (sweeps/<name>.json in the work dir it ran in) was '
                 'not found, so whether every planned point is here is not checked.')
     planned, missing = missing_points(points, definition)
     seeds = len(definition.get('seeds', [])) or 1
     if not missing:
-        return f'Points: all {planned} planned ({planned // seeds} variants x {seeds} seeds) have a complete run.'
+        return f'all {planned} planned ({planned // seeds} variants x {seeds} seeds) have a complete run.'
     done = planned - sum(map(len, missing.values()))
-    return (f'Points: {done} of {planned} planned have a complete run; not yet: '
+    return (f'{done} of {planned} planned have a complete run; not yet: '
             + '; '.join(f'{v} (seed{"s" if len(s) > 1 else ""} {", ".join(s)})'
                         for v, s in missing.items())
             + '. The table is partial until they do.')
@@ -136,7 +136,7 @@ def to_markdown(table: tables.Table) -> str:
              f'on {table.frame.dataset.iloc[0]} ({h["profile"]} profile)', '',
              f'Runs: {h["runs"]}; commits {h["commits"]}; devices {h["devices"]}; newest run '
              f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}.', '',
-             *([h['coverage'], ''] if h.get('coverage') else []),
+             *([f'Points: {h["coverage"]}', ''] if h.get('coverage') else []),
              '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
     for _, row in table.frame.iterrows():
         cells = [str(row.get(a, '')) for a in axes] + [str(row.n_seeds)]
@@ -265,6 +265,5 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
         written.append(copy)
     if definition is not None and missing_points(points, definition)[1]:
         import sys
-        print(f'bench report: sweep {name}: {coverage(points, definition).removeprefix("Points: ")}',
-              file=sys.stderr)
+        print(f'bench report: sweep {name}: {coverage(points, definition)}', file=sys.stderr)
     return written
