@@ -29,6 +29,7 @@ runs in its table, so tables, figures and samples always come from the same runs
 from __future__ import annotations
 
 import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -205,6 +206,12 @@ def _profile_report(counting, profile, curves, samples_dir, out, extra_methods, 
     for extra in (transfer, tables.paired_table(counting, profile, predictions)):
         if extra is not None:
             tables_out.append(extra)
+    mixed = next((t for t in tables_out if t.header.get('backbones_mixed')), None)
+    if mixed is not None:  # the header says it too; a mix is easy to miss there
+        print(f'bench report: the {profile} profile\'s runs started their target models from '
+              f'different {mixed.header["backbones_mixed"]} backbones (pretrained on other '
+              f'machines or caches): their figures are not comparable; see "target backbones" '
+              f'in {out / f"{mixed.kind}_{profile}.md"}', file=sys.stderr)
     for table in (table1, transfer):
         note = None if table is None else tables.stopped_note(stopped, table)
         if note:

@@ -51,6 +51,7 @@ TAG_COLUMNS = {
     'threads': 'bench.threads', 'torch': 'bench.torch', 'blas': 'bench.blas',
     'sweep': 'bench.sweep', 'failure': 'bench.failure', 'precision': 'bench.precision',
     'denormals': 'bench.denormals',
+    'action_init': 'bench.action_init', 'privacy_init': 'bench.privacy_init',
 }
 ID_COLUMNS = ('run_id', 'experiment', 'run_name', 'status', 'start_time', 'end_time')
 KEY = ('method', 'train_dataset', 'dataset', 'profile', 'seed')

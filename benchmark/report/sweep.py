@@ -135,7 +135,8 @@ def to_markdown(table: tables.Table) -> str:
     lines = [f'# Sweep {table.frame.sweep.iloc[0]}: {table.frame.method.iloc[0].partition("@")[0]} '
              f'on {table.frame.dataset.iloc[0]} ({h["profile"]} profile)', '',
              f'Runs: {h["runs"]}; commits {h["commits"]}; devices {h["devices"]}; newest run '
-             f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}.', '',
+             f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}; target backbones '
+             f'{h["backbones"]}.', '',
              *([f'Points: {h["coverage"]}', ''] if h.get('coverage') else []),
              '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
     for _, row in table.frame.iterrows():
@@ -263,6 +264,13 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(json.dumps({'definition': definition}, indent=2, sort_keys=True) + '\n')
         written.append(copy)
+    mixed = tables.mixed_backbones(points.to_dict('records')) if not points.empty else []
+    if mixed:
+        import sys
+        print(f'bench report: sweep {name}: its points started their target models from '
+              f'different {" and ".join(mixed)} backbones (pretrained on other machines or '
+              f'caches): the points are not comparable; run the sweep on one machine and cache',
+              file=sys.stderr)
     if definition is not None and missing_points(points, definition)[1]:
         import sys
         print(f'bench report: sweep {name}: {coverage(points, definition)}', file=sys.stderr)

@@ -125,6 +125,8 @@ def header_of(records: list[Record], profile: str) -> dict[str, str]:
                                              runs_io.data_versions(pd.DataFrame(records)))))),
             'threads': ', '.join(sorted({str(r.get('threads') or '') for r in records} - {''})) or 'unknown',
             'precision': _precisions(records),
+            'backbones': backbones(records),
+            'backbones_mixed': ' and '.join(mixed_backbones(records)),
             'libraries': '; '.join(sorted({f'torch {r["torch"]}, BLAS {r.get("blas") or "unknown"}'
                                           for r in records if r.get('torch')})) or 'unknown'}
 
@@ -139,6 +141,41 @@ def _precisions(records: list[Record]) -> str:
     if len(counts) == 1:
         return PRECISION_NAMES.get(counts[0][0], counts[0][0])
     return ', '.join(f'{PRECISION_NAMES.get(k, k)} ({n} runs)' for k, n in counts)
+
+
+BACKBONE_STAGES = ('action', 'privacy')
+
+
+def mixed_backbones(records: list[Record]) -> list[str]:
+    """The target stages whose runs started from more than one pretrained backbone."""
+    return [stage for stage in BACKBONE_STAGES
+            if len({r.get(f'{stage}_init') or '' for r in records} - {''}) > 1]
+
+
+def backbones(records: list[Record]) -> str:
+    """Which pretrained backbones the target models started from (``bench.action_init``,
+    ``bench.privacy_init``: a hash of the weights, ``benchmark.target_pretrain``), each with its
+    run count when the runs mix them, and a warning then: a backbone is trained once per machine
+    and cache, and two machines' backbones differ (by more than raw's seeds do on cMAP), so
+    figures over different backbones are not comparable. Runs recorded or exported without the
+    tags count as not recorded."""
+    parts = []
+    for stage in BACKBONE_STAGES:
+        counts = Counter(r.get(f'{stage}_init') or '' for r in records)
+        unknown = counts.pop('', 0)
+        known = counts.most_common()
+        if not known:
+            parts.append(f'{stage} not recorded')
+            continue
+        text = (f'{stage} {known[0][0]}' if len(known) == 1 and not unknown
+                else f'{stage} ' + ', '.join(f'{h} ({n} runs)' for h, n in known))
+        parts.append(text + (f', not recorded ({unknown} runs)' if unknown else ''))
+    text = '; '.join(parts)
+    mixed = mixed_backbones(records)
+    if mixed:
+        text += (f' (MIXED {" and ".join(mixed)} backbones: figures from runs on different '
+                 f'backbones are not comparable; run them on one machine and cache)')
+    return text
 
 
 def _method_order(records: list[Record], extra_methods) -> list[tuple[str, str]]:
@@ -639,7 +676,7 @@ def _header_lines(table: Table) -> list[str]:
             f'commits: {h["commits"]}', f'devices: {h["devices"]}',
             f'protocol version: {h["protocol"]}', f'data: {h["data"]}',
             f'threads per run: {h["threads"]}', f'precision: {h["precision"]}',
-            f'libraries: {h["libraries"]}']
+            f'target backbones: {h["backbones"]}', f'libraries: {h["libraries"]}']
 
 
 def _check(flag: str, yes: str) -> str:

@@ -17,6 +17,8 @@ TABLE_NAMES = {'raw': 'Raw Data', 'blackening': 'Blackening', 'spact': 'SPAct',
                'raprivacy': 'RAPrivacy', 'mymethod': 'MyMethod'}
 LEARNING = {'blackening', 'spact', 'raprivacy', 'mymethod'}
 READABLE = {'raw', 'raprivacy'}
+# hashes of the pretrained target backbones every run started from (benchmark.target_pretrain)
+ACTION_INIT, PRIVACY_INIT = '0e76b35ff5bc1a2b', '4adc0b490ded3c4d'
 
 # (method, dataset, profile, seed, at, complete, top1, f1, cmap, extra): the store's parent runs.
 RUNS = [
@@ -91,6 +93,7 @@ def _log_parent(client, experiments, spec, artifacts_dir: Path) -> str:
         'bench.commit': commit, 'bench.dirty': 'false', 'bench.device': 'cpu (2 cores)',
         'bench.host': 'testhost', 'bench.command': f'bench run {method} --seed {seed}',
         'bench.protocol_version': '1', 'bench.complete': str(complete).lower(),
+        'bench.action_init': ACTION_INIT, 'bench.privacy_init': PRIVACY_INIT,
     }
     run = client.create_run(experiments[dataset], start_time=T0 + at * 1000, tags=tags)
     run_id = run.info.run_id

@@ -151,3 +151,29 @@ def test_a_complete_sweep_says_so_and_a_missing_manifest_is_not_taken_as_complet
     assert "the sweep's manifest (sweeps/<name>.json in the work dir it ran in) was not found, so " \
         'whether every planned point is here is not checked.' in \
         (tmp_path / 'elsewhere' / 'sweep_abl.md').read_text()
+
+
+def test_a_sweep_whose_points_started_from_different_backbones_says_so(store, tmp_path, capsys):
+    """Points run on two machines (each pretrains its own target backbones) are not comparable:
+    the table names the backbones with their counts and stderr warns."""
+    from benchmark.report import runs as runs_io
+    from benchmark.report.sweep import build_sweep_report
+    runs = runs_io.read_store(store)
+    runs['action_init'], runs['privacy_init'] = 'aaaa000011112222', 'bbbb000011112222'
+    build_sweep_report(None, 'abl', tmp_path / 'same', tmp_path / 'unused', from_csv=_export(runs, tmp_path / 'a'))
+    assert 'target backbones action aaaa000011112222; privacy bbbb000011112222.' in \
+        (tmp_path / 'same' / 'sweep_abl.md').read_text()
+    assert 'backbones' not in capsys.readouterr().err
+    runs.loc[runs.seed == '1', 'action_init'] = 'cccc000011112222'  # seed 1 ran elsewhere
+    build_sweep_report(None, 'abl', tmp_path / 'mixed', tmp_path / 'unused', from_csv=_export(runs, tmp_path / 'b'))
+    table = (tmp_path / 'mixed' / 'sweep_abl.md').read_text()
+    assert 'target backbones action aaaa000011112222 (4 runs), cccc000011112222 (4 runs); privacy ' \
+        'bbbb000011112222 (MIXED action backbones' in table
+    assert 'bench report: sweep abl: its points started their target models from different action ' \
+        'backbones' in capsys.readouterr().err
+
+
+def _export(runs, folder):
+    folder.mkdir()
+    runs.to_csv(folder / 'runs.csv', index=False)
+    return folder / 'runs.csv'
