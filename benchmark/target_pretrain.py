@@ -23,7 +23,9 @@ one-line error.
 A backbone is trained with the protocol's own clip sampling and data path (``ClipDataset``,
 ``ClipPreprocessor`` without an anonymizer), AdamW, a linear warm-up and cosine decay, then
 cached under ``$BENCH_CACHE/target_pretrain/`` keyed by a hash of everything that defines it;
-parallel runs wait on a file lock for the one that trains it. Only the backbone is kept: the
+parallel runs wait on a file lock for the one that trains it. It trains on one thread
+(``PRETRAIN_THREADS``) whatever the run's thread count, so that a run on two threads and a
+sweep's worker on one get the same weights (on one thread and two they differ). Only the backbone is kept: the
 classification head starts fresh in every run, as the paper's does for a new label set.
 """
 from __future__ import annotations
@@ -48,6 +50,11 @@ from benchmark.runner import init_weights_quietly
 
 # Bump when the recipe changes, so backbones of an older recipe are not reused.
 RECIPE_VERSION = 1
+# Intra-op threads a backbone is trained on, whatever the run that needs it has: CPU kernels
+# split their sums by thread, so the same recipe on one and on two threads gives other weights
+# (and its file another hash), and a run's figures move with them. One thread is what the
+# committed cpu-profile runs used (one per run, two runs at a time).
+PRETRAIN_THREADS = 1
 PRETRAIN_SPLIT = 'pretrain'
 
 
@@ -135,7 +142,8 @@ def pretrained_backbone(cfg, stage: str = 'action') -> dict:
                 console.current().detail(f'[target pretrain] training the {stage} backbone once on '
                                          f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; '
                                          f'cached at {path}')
-                record = train_backbone(spec)
+                with threads(PRETRAIN_THREADS):
+                    record = train_backbone(spec)
                 tmp = path.with_suffix(f'.tmp{os.getpid()}')
                 torch.save(record, tmp)
                 tmp.replace(path)
@@ -146,6 +154,17 @@ def pretrained_backbone(cfg, stage: str = 'action') -> dict:
     return dict(path=str(path), sha256=sha256_of(path), trained=trained, seconds=seconds,
                 final_loss=meta['final_loss'],
                 final_train_score=meta.get('final_train_score', meta.get('final_train_top1')))
+
+
+@contextlib.contextmanager
+def threads(count: int):
+    """torch's intra-op thread count set to ``count`` inside the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _lr_factor(it: int, warmup: int, total: int) -> float:

@@ -193,3 +193,24 @@ def test_privacy_pretrain_errors_name_their_section(tmp_path):
         pretrained_backbone(cfg, 'privacy')
     with pytest.raises(ProtocolError, match='privacy pretraining never left chance'):
         pretrained_backbone(_smoke_privacy_cfg(seed=23, check_left_chance=True), 'privacy')
+
+
+def test_the_backbone_does_not_depend_on_the_callers_thread_count(tmp_path, monkeypatch):
+    """On one and on two threads the same recipe gave other weights (CPU kernels split their
+    sums by thread): a run on two threads and a sweep worker on one must share one backbone."""
+    cfg = _smoke_cfg(seed=14)
+    before = torch.get_num_threads()
+    files = {}
+    try:
+        for count in (2, 1):
+            monkeypatch.setenv('BENCH_CACHE', str(tmp_path / f'threads{count}'))
+            torch.set_num_threads(count)
+            record = pretrained_backbone(cfg)
+            assert record['trained'] and torch.get_num_threads() == count  # restored after
+            files[count] = record
+    finally:
+        torch.set_num_threads(before)
+    assert files[2]['sha256'] == files[1]['sha256']
+    one = torch.load(files[1]['path'], weights_only=True)['backbone']
+    two = torch.load(files[2]['path'], weights_only=True)['backbone']
+    assert all(torch.equal(one[k], two[k]) for k in one)
