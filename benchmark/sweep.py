@@ -271,7 +271,7 @@ class Manifest:
     def _write(self, data: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix('.json.tmp')
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.write_text(json.dumps(data, indent=2))  # unsorted: the grid's key order names the variants
         tmp.replace(self.path)
 
 

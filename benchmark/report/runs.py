@@ -24,7 +24,9 @@ Runs on older data or an older protocol never mix in.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import json
 import os
 import shutil
 import tempfile
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.errors import first_line
 from benchmark.metric_specs import METRIC_SPECS
 from benchmark.report import sqlite_store
 
@@ -574,11 +577,51 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
                 copies += [(f, dest / 'predictions' / run_dir.name / f.name)
                            for f in sorted(run_dir.glob('*.npz'))]
     copies += [(sample, dest / 'samples' / name) for name, (_, sample) in chosen.items()]
+    manifests = _merged_manifests([Path(path).parent for path in sources])
     for source, target in copies:
         if source.resolve() != target.resolve():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
+    for name, definition in manifests.items():
+        target = dest / 'sweeps' / f'{name}.json'
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({'definition': definition}, indent=2) + '\n')
     return export_runs(runs, curves, dest)[0]
+
+
+SWEEP_FIXED = ('method', 'dataset', 'train_dataset', 'profile')
+
+
+def _merged_manifests(folders: list[Path]) -> dict[str, dict]:
+    """The sweep manifests of several exports (``sweeps/<name>.json``, copied there by
+    ``bench report --sweep``), one definition per sweep name: a sweep split over machines, each
+    running part of its grid, is planned as the union of the parts' grid values and seeds.
+    Parts of one name must sweep the same method, data and profile over the same keys."""
+    merged: dict[str, dict] = {}
+    where: dict[str, Path] = {}
+    for folder in folders:
+        for path in sorted((folder / 'sweeps').glob('*.json')):
+            try:
+                definition = json.loads(path.read_text())['definition']
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                raise ValueError(f'{path}: not a sweep manifest ({first_line(err)})') from None
+            name = path.stem
+            if name not in merged:
+                merged[name], where[name] = copy.deepcopy(definition), path
+                continue
+            have = merged[name]
+            for key in SWEEP_FIXED:
+                if have.get(key) != definition.get(key):
+                    raise ValueError(f'sweep {name}: {where[name]} is of {key} {have.get(key)}, {path} '
+                                     f'of {definition.get(key)}: two sweeps under one name')
+            grid = definition.get('grid') or {}
+            if set(have.get('grid') or {}) != set(grid):
+                raise ValueError(f'sweep {name}: {where[name]} sweeps {", ".join(have.get("grid") or {})}, '
+                                 f'{path} sweeps {", ".join(grid)}: two sweeps under one name')
+            for key, values in grid.items():
+                have['grid'][key] += [v for v in values if v not in have['grid'][key]]
+            have['seeds'] = sorted(set(have.get('seeds', [])) | set(definition.get('seeds', [])))
+    return merged
 
 
 def load_runs(path: Path) -> pd.DataFrame:

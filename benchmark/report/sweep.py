@@ -58,12 +58,18 @@ def missing_points(points: pd.DataFrame, definition: dict) -> tuple[int, dict[st
     planned = planned_points(definition)
     mine = points[(points.dataset == definition.get('dataset'))
                   & (points.profile == definition.get('profile'))]
-    have = {(m.partition('@')[2], str(seed)) for m, seed in zip(mine.method, mine.seed)}
+    have = {(_settings(m.partition('@')[2]), str(seed)) for m, seed in zip(mine.method, mine.seed)}
     missing: dict[str, list[str]] = {}
     for variant, seed in planned:
-        if (variant, str(seed)) not in have:
+        if (_settings(variant), str(seed)) not in have:
             missing.setdefault(variant, []).append(str(seed))
     return len(planned), missing
+
+
+def _settings(variant: str) -> frozenset[str]:
+    """A variant's ``key=value`` settings whatever their order: manifests written before the
+    grid kept its order (their keys sorted) name a two-key variant the other way round."""
+    return frozenset(variant.split(','))
 
 
 def coverage(points: pd.DataFrame, definition: dict | None) -> str:
@@ -238,8 +244,11 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
                        from_csv: Path | None = None, work_dir: Path | None = None) -> list[Path]:
     """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report.
 
-    The sweep's manifest is read from ``work_dir`` (where ``bench sweep`` ran) and copied beside
-    the per-video outputs under ``results_dir``, where a report ``--from`` an export finds it.
+    From the store, the store's runs are exported to ``results_dir`` as ``bench report``
+    exports them (``runs.csv``, ``curves.csv``) beside the points' per-video outputs, and the
+    sweep's manifest, read from ``work_dir`` (where ``bench sweep`` ran), is copied there:
+    a report ``--from`` that export, or from several merged (a sweep split over machines),
+    finds it.
     Points it plans that have no complete run are named in the table and on stderr."""
     out, results_dir = Path(out), Path(results_dir)
     if from_csv is not None:
@@ -256,13 +265,18 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
     written = []
     if from_csv is None and not points.empty:
         written += runs_io.fetch_predictions(tracking_uri, points, predictions_dir)
+        # the store exported as `bench report` exports it: with the per-video outputs and the
+        # manifest, a folder another machine's export merges with (--from A --from B)
+        cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
+        written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, points, cached),
+                                       results_dir)
     written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
                                   definition)
     if from_csv is None and definition is not None:
         import json
         copy = results_dir / 'sweeps' / f'{name}.json'
         copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(json.dumps({'definition': definition}, indent=2, sort_keys=True) + '\n')
+        copy.write_text(json.dumps({'definition': definition}, indent=2) + '\n')
         written.append(copy)
     mixed = tables.mixed_backbones(points.to_dict('records')) if not points.empty else []
     if mixed:
