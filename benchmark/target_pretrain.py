@@ -25,8 +25,9 @@ A backbone is trained with the protocol's own clip sampling and data path (``Cli
 cached under ``$BENCH_CACHE/target_pretrain/`` keyed by a hash of everything that defines it;
 parallel runs wait on a file lock for the one that trains it. It trains on one thread
 (``PRETRAIN_THREADS``) whatever the run's thread count, so that a run on two threads and a
-sweep's worker on one get the same weights (on one thread and two they differ). Only the backbone is kept: the
-classification head starts fresh in every run, as the paper's does for a new label set.
+sweep's worker on one get the same weights (on one thread and two they differ). Only the
+backbone is kept: the classification head starts fresh in every run, as the paper's does for a
+new label set.
 """
 from __future__ import annotations
 

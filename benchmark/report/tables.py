@@ -154,11 +154,12 @@ def mixed_backbones(records: list[Record]) -> list[str]:
 
 def backbones(records: list[Record]) -> str:
     """Which pretrained backbones the target models started from (``bench.action_init``,
-    ``bench.privacy_init``: a hash of the weights, ``benchmark.target_pretrain``), each with its
-    run count when the runs mix them, and a warning then: a backbone is trained once per machine
-    and cache, and two machines' backbones differ (by more than raw's seeds do on cMAP), so
-    figures over different backbones are not comparable. Runs recorded or exported without the
-    tags count as not recorded."""
+    ``bench.privacy_init``: the SHA-256 of the backbone's file, ``benchmark.target_pretrain``),
+    each with its run count when the runs mix them, and a warning then: a backbone is trained
+    once per cache, and one trained on another thread count (before ``PRETRAIN_THREADS``),
+    CPU or library differs, by more than raw's seeds do on cMAP, so figures over different
+    backbones are not comparable. Runs recorded or exported without the tags count as not
+    recorded."""
     parts = []
     for stage in BACKBONE_STAGES:
         counts = Counter(r.get(f'{stage}_init') or '' for r in records)
