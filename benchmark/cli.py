@@ -289,6 +289,12 @@ def cmd_sweep(args) -> int:
           f'{args.jobs} job{"s" if args.jobs > 1 else ""}{threads}, engine {args.engine}')
     print(f'  recorded in {uri} (`{ui_hint}`; `{ui_hint.replace("bench ui", "bench report")} '
           f'--sweep {name}` tabulates it)')
+    planned = len(sweep.planned_points(data['definition']))
+    if planned > len(points):  # earlier parts of this sweep planned other values or seeds
+        print(f'  with its earlier parts the sweep plans {planned} runs ('
+              + '; '.join(f'{k}={",".join(map(str, v))}' for k, v in data['definition']['grid'].items())
+              + f'; seeds {",".join(map(str, data["definition"]["seeds"]))}): '
+              f'`bench report --sweep {name}` counts what is missing')
     counts = {s: states.count(s) for s in ('finished', 'interrupted', 'failed', 'new')}
     print(f'  {counts["finished"]} finished before (skipped), {counts["interrupted"]} interrupted '
           f'(resumed), {counts["failed"]} failed before (run again), {counts["new"]} new',

@@ -225,6 +225,28 @@ def check_anonymizers(points: list[Point]) -> None:
 # ----------------------------------------------------------------------------- the manifest
 
 
+SWEEP_FIXED = ('method', 'dataset', 'train_dataset', 'profile')
+
+
+def unite_definitions(old: dict, new: dict) -> dict:
+    """Two definitions of one sweep (two parts of it, run at different times or on different
+    machines) as one: each grid key's values united, ``old``'s first, and the seeds united.
+    ValueError, naming what differs, where they are two sweeps: another method, dataset or
+    profile, or other grid keys."""
+    for key in SWEEP_FIXED:
+        if old.get(key) != new.get(key):
+            raise ValueError(f'{key} {old.get(key)}, not {new.get(key)}')
+    if 'grid' not in old:
+        return dict(new)
+    grid_old, grid_new = old.get('grid') or {}, new.get('grid') or {}
+    if set(grid_old) != set(grid_new):
+        raise ValueError(f'grid keys {", ".join(grid_old) or "none"}, not {", ".join(grid_new) or "none"}')
+    grid = {key: list(values) + [v for v in grid_new[key] if v not in values]
+            for key, values in grid_old.items()}
+    return {**old, 'grid': grid,
+            'seeds': sorted(set(old.get('seeds', [])) | set(new.get('seeds', [])))}
+
+
 class Manifest:
     """``<work-dir>/sweeps/<name>.json``: the sweep's definition and each point's last outcome.
 
@@ -246,17 +268,22 @@ class Manifest:
             return {}
 
     def start(self, definition: dict) -> dict:
-        """Record the definition; refuse one that names another method, dataset or profile."""
+        """Record the definition, united with the one recorded before under this name (a sweep
+        run in parts plans every part's points); refuse one that names another method, dataset,
+        profile or grid keys."""
         from benchmark.store import locked
         with locked(self.lock):
             data = self.read()
             old = data.get('definition')
-            fixed = ('method', 'dataset', 'train_dataset', 'profile')
-            if old and any(old.get(k) != definition.get(k) for k in fixed):
-                was = ', '.join(f'{k} {old.get(k)}' for k in fixed if old.get(k))
+            if old and any(old.get(k) != definition.get(k) for k in SWEEP_FIXED):
+                was = ', '.join(f'{k} {old.get(k)}' for k in SWEEP_FIXED if old.get(k))
                 raise ProtocolError(f'sweep {self.name!r} in {self.path} is of {was}: give this '
                                     f'one another --name')
-            data['definition'] = definition
+            try:
+                data['definition'] = unite_definitions(old, definition) if old else definition
+            except ValueError as err:
+                raise ProtocolError(f'sweep {self.name!r} in {self.path} has {err}: give this one '
+                                    f'another --name') from None
             data.setdefault('points', {})
             self._write(data)
         return data

@@ -82,6 +82,22 @@ def test_manifest_refuses_another_method_under_the_same_name(tmp_path):
         sweep.Manifest(tmp_path, '../x')
 
 
+def test_a_sweep_run_in_parts_under_one_name_plans_every_part(tmp_path):
+    """Running part of the grid later (or on another machine) under the same --name adds to
+    the plan the report counts; other grid keys are another sweep, refused by name."""
+    manifest = sweep.Manifest(tmp_path, 'styles')
+    fixed = dict(method='raprivacy', dataset='vp_synth', profile='cpu', train_dataset=None)
+    manifest.start(dict(fixed, grid={'style': ['depth', 'edges']}, seeds=[0, 1]))
+    data = manifest.start(dict(fixed, grid={'style': ['edges', 'rgb']}, seeds=[2]))
+    assert data['definition']['grid'] == {'style': ['depth', 'edges', 'rgb']}
+    assert data['definition']['seeds'] == [0, 1, 2]
+    assert len(sweep.planned_points(data['definition'])) == 9
+    with pytest.raises(Exception, match=r"sweep 'styles' .* has grid keys style, not anonymizer.factor: "
+                                        r'give this one another --name'):
+        manifest.start(dict(fixed, grid={'anonymizer.factor': [2]}, seeds=[0]))
+    assert manifest.read()['definition']['grid'] == {'style': ['depth', 'edges', 'rgb']}
+
+
 # ----------------------------------------------------------------------------- end to end
 
 

@@ -24,7 +24,6 @@ Runs on older data or an older protocol never mix in.
 """
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import os
@@ -589,14 +588,12 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     return export_runs(runs, curves, dest)[0]
 
 
-SWEEP_FIXED = ('method', 'dataset', 'train_dataset', 'profile')
-
-
 def _merged_manifests(folders: list[Path]) -> dict[str, dict]:
     """The sweep manifests of several exports (``sweeps/<name>.json``, copied there by
     ``bench report --sweep``), one definition per sweep name: a sweep split over machines, each
-    running part of its grid, is planned as the union of the parts' grid values and seeds.
-    Parts of one name must sweep the same method, data and profile over the same keys."""
+    running part of its grid, plans the union of the parts' grid values and seeds
+    (``benchmark.sweep.unite_definitions``); two different sweeps under one name are refused."""
+    from benchmark.sweep import unite_definitions
     merged: dict[str, dict] = {}
     where: dict[str, Path] = {}
     for folder in folders:
@@ -607,20 +604,13 @@ def _merged_manifests(folders: list[Path]) -> dict[str, dict]:
                 raise ValueError(f'{path}: not a sweep manifest ({first_line(err)})') from None
             name = path.stem
             if name not in merged:
-                merged[name], where[name] = copy.deepcopy(definition), path
+                merged[name], where[name] = definition, path
                 continue
-            have = merged[name]
-            for key in SWEEP_FIXED:
-                if have.get(key) != definition.get(key):
-                    raise ValueError(f'sweep {name}: {where[name]} is of {key} {have.get(key)}, {path} '
-                                     f'of {definition.get(key)}: two sweeps under one name')
-            grid = definition.get('grid') or {}
-            if set(have.get('grid') or {}) != set(grid):
-                raise ValueError(f'sweep {name}: {where[name]} sweeps {", ".join(have.get("grid") or {})}, '
-                                 f'{path} sweeps {", ".join(grid)}: two sweeps under one name')
-            for key, values in grid.items():
-                have['grid'][key] += [v for v in values if v not in have['grid'][key]]
-            have['seeds'] = sorted(set(have.get('seeds', [])) | set(definition.get('seeds', [])))
+            try:
+                merged[name] = unite_definitions(merged[name], definition)
+            except ValueError as err:
+                raise ValueError(f'sweep {name}: {where[name]} and {path} are two sweeps under one '
+                                 f'name ({err})') from None
     return merged
 
 

@@ -227,8 +227,8 @@ def test_merged_exports_of_two_different_sweeps_under_one_name_are_refused(store
                  '--out', str(tmp_path / 'reports')])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1, err
-    assert 'sweep abl:' in err[0] and 'sweeps anonymizer.sigma' in err[0] and \
-        'sweeps anonymizer.dilate: two sweeps under one name' in err[0]
+    assert 'sweep abl:' in err[0] and 'are two sweeps under one name (grid keys anonymizer.sigma, ' \
+        'not anonymizer.dilate)' in err[0]
     assert not (tmp_path / 'reports' / 'sweep_abl.md').exists()
 
 
