@@ -104,6 +104,7 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
     if len(older):
         labels = sorted(set(map(runs_io.data_label, older.dataset, runs_io.data_versions(older))))
         print(f'bench report: left out {len(older)} complete runs on older data or protocol versions ({"; ".join(labels)})')
+    exported = counting  # the export's curves include the sweeps' points (their own report reads them)
     swept = counting[counting.sweep.fillna('') != '']
     if len(swept):  # a sweep's points are its own report's rows, not Table 1's
         names = sorted({n for tag in swept.sweep for n in tag.split(',') if n})
@@ -122,7 +123,7 @@ def build_report(tracking_uri: str | None, out: Path, results_dir: Path,
         predictions_dir = from_csv.parent / 'predictions'
     else:
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
-        curves = runs_io.read_curves(tracking_uri, counting, cached)
+        curves = runs_io.read_curves(tracking_uri, exported, cached)
         samples_dir = results_dir / 'samples'
         predictions_dir = results_dir / 'predictions'
         # the tables' intervals and tests read them: exported before the tables are built

@@ -17,7 +17,9 @@ complete run in its table and on stderr, so that a partial table is never read a
 """
 from __future__ import annotations
 
+import json
 import math
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -43,7 +45,6 @@ def variant_values(variant: str) -> dict[str, str]:
 
 def read_manifest(path: Path | None) -> dict | None:
     """The definition in a sweep's manifest (``<work-dir>/sweeps/<name>.json``), or None."""
-    import json
     try:
         return json.loads(Path(path).read_text())['definition'] if path else None
     except (OSError, ValueError, KeyError, TypeError):
@@ -266,26 +267,25 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
     if from_csv is None and not points.empty:
         written += runs_io.fetch_predictions(tracking_uri, points, predictions_dir)
         # the store exported as `bench report` exports it: with the per-video outputs and the
-        # manifest, a folder another machine's export merges with (--from A --from B)
+        # manifest, a folder another machine's export merges with (--from A --from B). Curves
+        # of every counting run, not the sweep's alone: the folder may hold the curves of the
+        # store's other runs (a `bench report` before), which a report --from it still needs.
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
-        written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, points, cached),
+        written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, counting, cached),
                                        results_dir)
     written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
                                   definition)
     if from_csv is None and definition is not None:
-        import json
         copy = results_dir / 'sweeps' / f'{name}.json'
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(json.dumps({'definition': definition}, indent=2) + '\n')
         written.append(copy)
     mixed = tables.mixed_backbones(points.to_dict('records')) if not points.empty else []
     if mixed:
-        import sys
         print(f'bench report: sweep {name}: its points started their target models from '
               f'different {" and ".join(mixed)} backbones (pretrained on other machines or '
               f'caches): the points are not comparable; run the sweep on one machine and cache',
               file=sys.stderr)
     if definition is not None and missing_points(points, definition)[1]:
-        import sys
         print(f'bench report: sweep {name}: {coverage(points, definition)}', file=sys.stderr)
     return written

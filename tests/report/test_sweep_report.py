@@ -254,3 +254,25 @@ def test_a_two_key_sweep_is_covered_whatever_order_its_manifest_keeps_the_keys_i
                            work_dir=tmp_path / work)
         assert 'Points: all 8 planned (4 variants x 2 seeds) have a complete run.' in \
             (tmp_path / f'reports_{work}' / 'sweep_abl.md').read_text()
+
+
+def test_the_sweeps_export_keeps_the_curves_of_the_stores_other_runs(store, tmp_path):
+    """`bench report` and `bench report --sweep` write one export folder: the sweep's must not
+    drop the training curves of the store's other runs that a report --from it draws."""
+    import pandas as pd
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.report import runs as runs_io
+    from benchmark.report.sweep import build_sweep_report
+    client = MlflowClient(store)
+    runs = runs_io.read_store(store)
+    raw = runs[runs.method == 'raw'].iloc[0]
+    child = client.create_run(client.get_run(raw.run_id).info.experiment_id, tags={
+        'mlflow.parentRunId': raw.run_id, 'bench.kind': 'stage', 'bench.stage': 'action'})
+    client.log_batch(child.info.run_id, metrics=[Metric('train_loss', 1.0 / (s + 1), T0 + s, s)
+                                                 for s in range(3)])
+    client.set_terminated(child.info.run_id)
+    build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results')
+    curves = pd.read_csv(tmp_path / 'results' / 'curves.csv', dtype=str)
+    assert raw.run_id in set(curves.parent_run_id)
