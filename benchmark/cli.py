@@ -63,6 +63,8 @@ and runs failed ones again; a failing point never stops the others and is listed
   bench report --from a/runs.csv --from b/runs.csv   # runs of two stores (machines) in one table:
                                                  # merged into --results, then reported
   bench report --sweep styles                    # reports/sweep_styles.{md,csv}, plots/sweep_styles_*
+  bench report --sweep styles --reference rgb    # every point against style=rgb (default: the
+                                                 # first value given on each grid axis)
   bench report --tracking-uri http://mlflow.example:5000 --out paper_reports/
 """,
     'datasets': """examples:
@@ -496,6 +498,10 @@ def cmd_report(args) -> int:
     from benchmark.config import available_datasets, available_methods, available_profiles
     _check_names(args.dataset, available_datasets(), 'dataset')
     _check_names(args.profile, available_profiles(), 'profile')
+    if args.reference and not args.sweep:
+        from benchmark.errors import InputError
+        raise InputError('--reference picks the point a sweep\'s others are compared with: '
+                         'give --sweep NAME too (Table 1 compares with raw frames)')
     uri = None if args.from_csv else _store_for_reading(args)
     if args.from_csv and len(args.from_csv) > 1:
         args.from_csv = [str(_merge_exports(args.from_csv, Path(args.results)))]
@@ -503,7 +509,7 @@ def cmd_report(args) -> int:
         from benchmark.report.sweep import build_sweep_report
         for path in build_sweep_report(uri, args.sweep, Path(args.out), Path(args.results),
                                        from_csv=Path(args.from_csv[0]) if args.from_csv else None,
-                                       work_dir=Path(args.work_dir)):
+                                       work_dir=Path(args.work_dir), reference=args.reference):
             print(path)
         return 0
     from benchmark.report import build_report
@@ -706,6 +712,9 @@ def build_parser() -> argparse.ArgumentParser:
                         'exports (of several stores or machines) are merged into --results first')
     p.add_argument('--sweep', metavar='NAME',
                    help='the ablation table and figures of this sweep (bench sweep --name) only')
+    p.add_argument('--reference', metavar='POINT',
+                   help='--sweep: the point every other is compared with, e.g. style=rgb (default: '
+                        'the first value given on each grid axis)')
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser('datasets', help='preview the embedded data or check a real dataset',

@@ -7,9 +7,15 @@ automated readability where measured, mean ± sample std over seeds with the see
 Table 1 (``tables._mark``): only where the paired bootstrap test over the same seeds and test
 videos finds the difference significant, here among all points of the sweep.
 
-Files: ``sweep_<name>.{md,csv}`` and ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the
-privacy-utility plane), plus ``plots/sweep_<name>_heatmap.{png,pdf}`` for a two-axis grid
-(two values or more on each axis).
+Below it, every point against one reference point (by default the sweep's first planned point:
+the first value given on each grid axis, e.g. ``style=depth``; ``--reference`` picks another):
+the paired difference of each metric over the same seeds and test videos, its bootstrap interval
+and p-value, so that a difference inside the noise reads as such.
+
+Files: ``sweep_<name>.{md,csv}``, ``sweep_<name>_paired.csv`` (the comparisons with the
+reference) and ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the privacy-utility plane),
+plus ``plots/sweep_<name>_heatmap.{png,pdf}`` for a two-axis grid (two values or more on each
+axis).
 
 The sweep's manifest (``<work-dir>/sweeps/<name>.json``, written by ``bench sweep``) says which
 points it plans; a report of a sweep still running, or with failed points, names those without a
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import stats
 from benchmark.errors import InputError
 from benchmark.report import runs as runs_io
 from benchmark.report import tables
@@ -92,7 +99,6 @@ def coverage(points: pd.DataFrame, definition: dict | None) -> str:
 
 def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Table:
     """The ablation table of one sweep's counting runs (one profile, one dataset)."""
-    from benchmark import stats
     records = points.to_dict('records')
     buckets: dict[tuple[str, str], list[dict]] = {}
     for r in records:
@@ -123,16 +129,100 @@ def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Tab
     return tables.Table('sweep', header.get('profile', ''), frame, header)
 
 
+def reference_variant(variants: list[str], definition: dict | None, requested: str | None) -> str:
+    """The point the others are compared with: ``requested`` (``key=value,...`` in any order, or
+    a bare value when the sweep has one axis), else the sweep's first planned point (the first
+    value given on each grid axis), else the first of ``variants``. An unknown one is a one-line
+    error naming the closest."""
+    from benchmark.sweep import planned_points
+    by_settings = {_settings(v): v for v in variants}
+    if requested:
+        axes = list(variant_values(variants[0])) if variants else []
+        wanted = requested if '=' in requested or len(axes) != 1 else f'{axes[0]}={requested}'
+        found = by_settings.get(_settings(wanted))
+        if found is None:
+            from benchmark.errors import near_misses
+            raise InputError(f'--reference {requested!r}: no such point in this sweep: '
+                             f'{near_misses(wanted, variants)} points: {", ".join(variants)}')
+        return found
+    planned = planned_points(definition) if definition else []
+    first = by_settings.get(_settings(planned[0][0])) if planned else None
+    return first or variants[0]
+
+
+def paired_frame(table: tables.Table, points: pd.DataFrame, predictions, reference: str) -> pd.DataFrame:
+    """Every other point against ``reference``: per metric the difference point − reference of
+    the seed-averaged metric over the seeds both have, on the same test videos, its paired
+    bootstrap interval and two-sided p (``benchmark.stats.paired_test``). Empty when the points
+    have no per-video outputs."""
+    records = points.to_dict('records')
+    buckets: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    test = tables._tester(buckets, predictions)
+    axes = [a for a in table.header.get('axes', '').split(', ') if a]
+    base = next(m for m, v in zip(table.frame.method, table.frame.variant) if v == reference)
+    rows = []
+    for row in table.frame.to_dict('records'):
+        if row['variant'] == reference:
+            continue
+        for metric, *_ in METRICS:
+            result = test(metric, row['method'], base, row['dataset'])
+            if result is None:
+                continue
+            rows.append({'sweep': row['sweep'], 'dataset': row['dataset'], 'profile': row['profile'],
+                         'variant': row['variant'], **{a: row[a] for a in axes},
+                         'reference': reference, 'metric': metric, 'difference': result.difference,
+                         'ci_low': result.low, 'ci_high': result.high, 'p_value': result.p_value,
+                         'significant': result.significant(stats.SIGNIFICANCE),
+                         'seeds': result.seeds, 'videos': result.videos})
+    return pd.DataFrame(rows)
+
+
+def paired_markdown(paired: pd.DataFrame, axes: list[str], reference: str) -> list[str]:
+    """The comparisons with the reference point as Markdown lines (none when there are none)."""
+    if paired.empty:
+        return []
+    titles = [*axes, *(t for _, title, *_ in METRICS for t in (f'Δ{title}', 'p')), 'seeds', 'videos']
+    lines = ['', f'## Each point against {reference}', '',
+             '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
+    signed = tables._signed
+    for _, group in paired.groupby('variant', sort=False):
+        by_metric = {r['metric']: r for r in group.to_dict('records')}
+        first = next(iter(by_metric.values()))
+        cells = [str(first[a]) for a in axes]
+        for metric, *_ in METRICS:
+            r = by_metric.get(metric)
+            cells += ['', ''] if r is None else [
+                f'{signed(r["difference"], metric)} [{signed(r["ci_low"], metric)}, '
+                f'{signed(r["ci_high"], metric)}]' + ('*' if r['significant'] else ''),
+                '<0.001' if r['p_value'] < 0.001 else f'{r["p_value"]:.3f}']
+        cells += [str(first['seeds']), str(first['videos'])]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    lines += ['', f'Δ = point − {reference}, mean over the seeds both have, on the same test videos; '
+              f'[low, high]: {stats.CONFIDENCE:.0%} interval of Δ from a paired bootstrap resampling '
+              f'test videos and seeds together ({stats.N_BOOT:,} resamples); p: two-sided. '
+              f'*: significant at p < {stats.SIGNIFICANCE}; a difference without * is inside the '
+              'noise of these seeds and test videos. Top-1 and cMAP in percentage points, F1 as a '
+              'fraction.']
+    return lines
+
+
 def _cell(row, metric: str, scale: float, decimals: int) -> str:
     mean, std = row[f'{metric}_mean'], row[f'{metric}_std']
     if mean != mean:
         return '-'
     text = f'{scale * mean:.{decimals}f}' + (f' ± {scale * std:.{decimals}f}' if std == std else '')
+    low, high = row.get(f'{metric}_ci_low', math.nan), row.get(f'{metric}_ci_high', math.nan)
+    if low == low and high == high:
+        text += f' [{scale * low:.{decimals}f}, {scale * high:.{decimals}f}]'
     mark = row.get(f'{metric}_mean_mark', '')
     return f'**{text}**' if mark == 'best' else f'<u>{text}</u>' if mark == 'second' else text
 
 
-def to_markdown(table: tables.Table) -> str:
+def to_markdown(table: tables.Table, paired: pd.DataFrame | None = None,
+                reference: str = '') -> str:
+    """The sweep's table, then (given ``paired``) each point against the ``reference`` point."""
     h = table.header
     axes = [a for a in h.get('axes', '').split(', ') if a]
     measured = [m for m in READABILITY if table.frame[f'{m}_mean'].notna().any()]
@@ -141,9 +231,7 @@ def to_markdown(table: tables.Table) -> str:
               *(m.removeprefix('readability_') for m in measured)]
     lines = [f'# Sweep {table.frame.sweep.iloc[0]}: {table.frame.method.iloc[0].partition("@")[0]} '
              f'on {table.frame.dataset.iloc[0]} ({h["profile"]} profile)', '',
-             f'Runs: {h["runs"]}; commits {h["commits"]}; devices {h["devices"]}; newest run '
-             f'{h["newest"]}; protocol {h["protocol"]}; data {h["data"]}; target backbones '
-             f'{h["backbones"]}.', '',
+             *(f'- {line}' for line in tables._header_lines(table)), '',
              *([f'Points: {h["coverage"]}', ''] if h.get('coverage') else []),
              '| ' + ' | '.join(titles) + ' |', '|' + '---|' * len(titles)]
     for _, row in table.frame.iterrows():
@@ -152,11 +240,15 @@ def to_markdown(table: tables.Table) -> str:
         cells += [f'{row[f"{m}_mean"]:.3f}' if row[f'{m}_mean'] == row[f'{m}_mean'] else '-'
                   for m in measured]
         lines.append('| ' + ' | '.join(cells) + ' |')
-    lines += ['', 'Top-1 and cMAP in percent, F1 as a fraction: mean ± sample std over seeds. '
+    lines += ['', 'Top-1 and cMAP in percent, F1 as a fraction: mean ± sample std over seeds, '
+              f'[low, high] the {stats.CONFIDENCE:.0%} bootstrap interval of the seed mean '
+              '(test videos and seeds resampled; shown where the runs kept their per-video outputs). '
               '**Bold**: best point, <u>underlined</u>: second, each only where a paired bootstrap '
               'test over the same seeds and test videos finds it significantly ahead of the next '
               '(p < 0.05); nothing is marked without per-video outputs or with one seed per point.',
               'Readability columns: the automated measures (benchmark/readability.py), seed means.']
+    if paired is not None:
+        lines += paired_markdown(paired, axes, reference)
     return '\n'.join(lines) + '\n'
 
 
@@ -211,9 +303,10 @@ def heatmap(table: tables.Table, stem: Path) -> list[Path]:
 
 
 def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions=None,
-                       definition: dict | None = None) -> list[Path]:
-    """The sweep's table (Markdown, CSV) and figures under ``out``; its files only. With the
-    sweep's ``definition`` (its manifest's), the table says which planned points are missing."""
+                       definition: dict | None = None, reference: str | None = None) -> list[Path]:
+    """The sweep's table (Markdown, CSV), its points against the ``reference`` point
+    (:func:`reference_variant`) and figures under ``out``; its files only. With the sweep's
+    ``definition`` (its manifest's), the table says which planned points are missing."""
     points = sweep_runs(counting, name)
     if points.empty:
         known = sorted({n for names in counting.sweep.fillna('') for n in names.split(',') if n})
@@ -231,9 +324,15 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
             f'_{dataset}_{profile}'
         stem = f'sweep_{name}{suffix}'
         out.mkdir(parents=True, exist_ok=True)
-        (out / f'{stem}.md').write_text(to_markdown(table))
+        mine = definition if table.header.get('coverage') else None
+        base = reference_variant(table.frame.variant.tolist(), mine, reference)
+        paired = paired_frame(table, group, predictions, base)
+        (out / f'{stem}.md').write_text(to_markdown(table, paired, base))
         table.frame.to_csv(out / f'{stem}.csv', index=False)
         written += [out / f'{stem}.md', out / f'{stem}.csv']
+        if not paired.empty:
+            paired.to_csv(out / f'{stem}_paired.csv', index=False)
+            written.append(out / f'{stem}_paired.csv')
         written += plane(table, out / 'plots' / f'{stem}_plane')
         axes = [a for a in table.header['axes'].split(', ') if a]
         if len(axes) == 2 and all(table.frame[a].nunique() > 1 for a in axes):
@@ -242,7 +341,8 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
 
 
 def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_dir: Path,
-                       from_csv: Path | None = None, work_dir: Path | None = None) -> list[Path]:
+                       from_csv: Path | None = None, work_dir: Path | None = None,
+                       reference: str | None = None) -> list[Path]:
     """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report.
 
     From the store, the store's runs are exported to ``results_dir`` as ``bench report``
@@ -274,7 +374,7 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
         written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, counting, cached),
                                        results_dir)
     written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
-                                  definition)
+                                  definition, reference)
     if from_csv is None and definition is not None:
         copy = results_dir / 'sweeps' / f'{name}.json'
         copy.parent.mkdir(parents=True, exist_ok=True)

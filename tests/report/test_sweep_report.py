@@ -77,7 +77,10 @@ def test_sweep_table_and_figures(store, tmp_path):
     table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
     assert '| anonymizer.sigma | anonymizer.dilate | seeds | Top-1 ↑ | F1 ↓ | cMAP ↓ | outline |' in table
     lines = [x for x in table.splitlines() if x.startswith('| 2.0 | 0.0 |')]
-    assert lines == ['| 2.0 | 0.0 | 2 | **80.50 ± 0.71** | 0.600 ± 0.000 | 62.00 ± 0.00 | 0.500 |'], table
+    # mean ± std of the logged metric, then the interval of the seed mean from the per-video outputs
+    assert lines == ['| 2.0 | 0.0 | 2 | **80.50 ± 0.71 [76.50, 84.38]** | 0.600 ± 0.000 [0.650, 0.689] | '
+                     '62.00 ± 0.00 [48.70, 54.34] | 0.500 |'], table
+    assert '- threads per run: ' in table and '- libraries: ' in table  # Table 1's header
     assert '| 4.0 | 2.0 | 2 |' in table  # a run of two sweeps counts in both
     assert 'raw' not in table
     import pandas as pd
@@ -161,13 +164,13 @@ def test_a_sweep_whose_points_started_from_different_backbones_says_so(store, tm
     runs = runs_io.read_store(store)
     runs['action_init'], runs['privacy_init'] = 'aaaa000011112222', 'bbbb000011112222'
     build_sweep_report(None, 'abl', tmp_path / 'same', tmp_path / 'unused', from_csv=_export(runs, tmp_path / 'a'))
-    assert 'target backbones action aaaa000011112222; privacy bbbb000011112222.' in \
+    assert '- target backbones: action aaaa000011112222; privacy bbbb000011112222\n' in \
         (tmp_path / 'same' / 'sweep_abl.md').read_text()
     assert 'backbones' not in capsys.readouterr().err
     runs.loc[runs.seed == '1', 'action_init'] = 'cccc000011112222'  # seed 1 ran elsewhere
     build_sweep_report(None, 'abl', tmp_path / 'mixed', tmp_path / 'unused', from_csv=_export(runs, tmp_path / 'b'))
     table = (tmp_path / 'mixed' / 'sweep_abl.md').read_text()
-    assert 'target backbones action aaaa000011112222 (4 runs), cccc000011112222 (4 runs); privacy ' \
+    assert '- target backbones: action aaaa000011112222 (4 runs), cccc000011112222 (4 runs); privacy ' \
         'bbbb000011112222 (MIXED action backbones' in table
     assert 'bench report: sweep abl: its points started their target models from different action ' \
         'backbones' in capsys.readouterr().err
@@ -209,8 +212,9 @@ def test_a_sweep_split_over_two_machines_is_reported_whole_from_their_merged_exp
                  '--results', str(tmp_path / 'merged'), '--out', str(tmp_path / 'reports')]) == 0
     table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
     assert 'Points: all 8 planned (4 variants x 2 seeds) have a complete run.' in table
-    assert sum(line.startswith(('| 2.0 |', '| 4.0 |')) for line in table.splitlines()) == 4
-    assert '**80.50 ± 0.71**' in table  # the per-video outputs came along: the lead is tested
+    main_table = table.partition('## Each point against')[0]
+    assert sum(line.startswith(('| 2.0 |', '| 4.0 |')) for line in main_table.splitlines()) == 4
+    assert '**80.50 ± 0.71 [' in table  # the per-video outputs came along: the lead is tested
     assert 'not yet' not in capsys.readouterr().err
 
 
@@ -276,3 +280,51 @@ def test_the_sweeps_export_keeps_the_curves_of_the_stores_other_runs(store, tmp_
     build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results')
     curves = pd.read_csv(tmp_path / 'results' / 'curves.csv', dtype=str)
     assert raw.run_id in set(curves.parent_run_id)
+
+
+def test_every_point_is_compared_with_the_first_planned_point_paired_over_seeds_and_videos(store, tmp_path):
+    """Below the table, each point against the sweep's first planned point (the first value given
+    on each axis): the paired difference with its interval and p, a star only where significant."""
+    import pandas as pd
+
+    from benchmark.report.sweep import build_sweep_report
+    _manifest_at(tmp_path / 'work', {'anonymizer.sigma': [2.0, 4.0], 'anonymizer.dilate': [0.0, 2.0]}, [0, 1])
+    written = build_sweep_report(store, 'abl', tmp_path / 'reports', tmp_path / 'results',
+                                 work_dir=tmp_path / 'work')
+    table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
+    assert '## Each point against anonymizer.sigma=2.0,anonymizer.dilate=0.0' in table
+    rows = {line.split(' | ')[0] + ' | ' + line.split(' | ')[1]: line for line in table.splitlines()
+            if line.startswith(('| 2.0 | 2.0 | -', '| 4.0 |')) and ' | 2 | 400 |' in line}
+    assert len(rows) == 3  # every point but the reference
+    # top-1 30 points below on nested sets of right videos: significant; cMAP the same: not
+    assert rows['| 2.0 | 2.0'].startswith('| 2.0 | 2.0 | -30.00 [') and '* | <0.001 |' in rows['| 2.0 | 2.0']
+    assert '| +0.00 [+0.00, +0.00] | 1.000 | 2 | 400 |' in rows['| 4.0 | 2.0']
+    paired = pd.read_csv(tmp_path / 'reports' / 'sweep_abl_paired.csv')
+    assert tmp_path / 'reports' / 'sweep_abl_paired.csv' in written
+    assert len(paired) == 9 and set(paired.reference) == {'anonymizer.sigma=2.0,anonymizer.dilate=0.0'}
+    top1 = paired[paired.metric == 'action_top1'].set_index('variant')
+    assert top1.loc['anonymizer.sigma=4.0,anonymizer.dilate=2.0', 'difference'] == pytest.approx(-0.50)
+    assert top1.significant.all() and not paired[paired.metric == 'privacy_cmap'].significant.any()
+    # the first value given, not the smallest: a grid listed the other way round
+    _manifest_at(tmp_path / 'work2', {'anonymizer.sigma': [4.0, 2.0], 'anonymizer.dilate': [2.0, 0.0]}, [0, 1])
+    build_sweep_report(store, 'abl', tmp_path / 'reports2', tmp_path / 'results2', work_dir=tmp_path / 'work2')
+    assert '## Each point against anonymizer.sigma=4.0,anonymizer.dilate=2.0' in \
+        (tmp_path / 'reports2' / 'sweep_abl.md').read_text()
+
+
+def test_reference_picks_the_point_to_compare_with_and_an_unknown_one_names_the_closest(store, tmp_path, capsys):
+    from benchmark.cli import main
+    out = ['--tracking-uri', store, '--results', str(tmp_path / 'results'), '--out', str(tmp_path / 'reports')]
+    # the keys in any order; the report names the point as the table does
+    assert main(['report', '--sweep', 'abl', '--reference', 'anonymizer.dilate=2.0,anonymizer.sigma=4.0', *out]) == 0
+    table = (tmp_path / 'reports' / 'sweep_abl.md').read_text()
+    assert '## Each point against anonymizer.sigma=4.0,anonymizer.dilate=2.0' in table
+    assert any(line.startswith('| 2.0 | 0.0 | +50.00 [') for line in table.splitlines())
+    capsys.readouterr()
+    assert main(['report', '--sweep', 'abl', '--reference', 'anonymizer.sigma=3.0,anonymizer.dilate=0.0', *out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--reference 'anonymizer.sigma=3.0,anonymizer.dilate=0.0': no such point in " \
+        "this sweep: did you mean 'anonymizer.sigma=" in err[0], err
+    assert "'anonymizer.sigma=2.0,anonymizer.dilate=0.0'" in err[0]  # one of the nearest
+    assert main(['report', '--reference', 'style=rgb', *out]) == 2
+    assert 'give --sweep NAME too' in capsys.readouterr().err
