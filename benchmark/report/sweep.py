@@ -97,12 +97,20 @@ def coverage(points: pd.DataFrame, definition: dict | None) -> str:
             + '. The table is partial until they do.')
 
 
-def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Table:
-    """The ablation table of one sweep's counting runs (one profile, one dataset)."""
-    records = points.to_dict('records')
+def by_point(points: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
+    """A sweep's runs as (dataset, method) -> their records, in the store's order."""
     buckets: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
+    for r in points.to_dict('records'):
         buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    return buckets
+
+
+def sweep_table(points: pd.DataFrame, name: str, predictions=None, test=None) -> tables.Table:
+    """The ablation table of one sweep's counting runs (one profile, one dataset). ``test``: the
+    paired tester behind the marks (``tables._tester`` over :func:`by_point`), shared with
+    :func:`paired_frame` so that no pair is bootstrapped twice; built here when not given."""
+    records = points.to_dict('records')
+    buckets = by_point(points)
     axes = list(variant_values(records[0]['method'].partition('@')[2])) if records else []
     rows = []
     for (dataset, method), group in buckets.items():
@@ -122,7 +130,7 @@ def sweep_table(points: pd.DataFrame, name: str, predictions=None) -> tables.Tab
         rows.append(row)
     # every point competes (privacy_learning above only admits the rows to tables._mark's pool)
     tables._mark(rows, [(f'{m}_mean', scale, dec, tables._higher_is_better(m))
-                        for m, _, scale, dec in METRICS], tables._tester(buckets, predictions))
+                        for m, _, scale, dec in METRICS], test or tables._tester(buckets, predictions))
     frame = pd.DataFrame(rows).drop(columns=['row_kind', 'privacy_learning'])
     header = tables.header_of(records, records[0]['profile']) if records else {}
     header['axes'] = ', '.join(axes)
@@ -150,16 +158,11 @@ def reference_variant(variants: list[str], definition: dict | None, requested: s
     return first or variants[0]
 
 
-def paired_frame(table: tables.Table, points: pd.DataFrame, predictions, reference: str) -> pd.DataFrame:
+def paired_frame(table: tables.Table, test, reference: str) -> pd.DataFrame:
     """Every other point against ``reference``: per metric the difference point − reference of
     the seed-averaged metric over the seeds both have, on the same test videos, its paired
-    bootstrap interval and two-sided p (``benchmark.stats.paired_test``). Empty when the points
-    have no per-video outputs."""
-    records = points.to_dict('records')
-    buckets: dict[tuple[str, str], list[dict]] = {}
-    for r in records:
-        buckets.setdefault((r['dataset'], r['method']), []).append(r)
-    test = tables._tester(buckets, predictions)
+    bootstrap interval and two-sided p (``test``: ``tables._tester`` over the table's points,
+    ``benchmark.stats.paired_test``). Empty when the points have no per-video outputs."""
     axes = [a for a in table.header.get('axes', '').split(', ') if a]
     base = next(m for m, v in zip(table.frame.method, table.frame.variant) if v == reference)
     rows = []
@@ -316,17 +319,20 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
                             else 'run `bench sweep --name ' + name + '` first'))
     written = []
     for (profile, dataset), group in points.groupby(['profile', 'dataset'], sort=False):
-        table = sweep_table(group, name, predictions)
-        if definition is None or (definition.get('dataset'), definition.get('profile')) == (
-                dataset, profile):
+        test = tables._tester(by_point(group), predictions)
+        table = sweep_table(group, name, predictions, test)
+        # the manifest plans one dataset and profile: its coverage and first point are theirs
+        planned_here = definition is None or (definition.get('dataset'),
+                                              definition.get('profile')) == (dataset, profile)
+        if planned_here:
             table.header['coverage'] = coverage(group, definition)
         suffix = '' if points[['profile', 'dataset']].drop_duplicates().shape[0] == 1 else \
             f'_{dataset}_{profile}'
         stem = f'sweep_{name}{suffix}'
         out.mkdir(parents=True, exist_ok=True)
-        mine = definition if table.header.get('coverage') else None
-        base = reference_variant(table.frame.variant.tolist(), mine, reference)
-        paired = paired_frame(table, group, predictions, base)
+        base = reference_variant(table.frame.variant.tolist(),
+                                 definition if planned_here else None, reference)
+        paired = paired_frame(table, test, base)
         (out / f'{stem}.md').write_text(to_markdown(table, paired, base))
         table.frame.to_csv(out / f'{stem}.csv', index=False)
         written += [out / f'{stem}.md', out / f'{stem}.csv']
