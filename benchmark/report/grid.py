@@ -19,7 +19,8 @@ from benchmark.report.runs import input_path, sample_path
 
 
 def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tuple[str, str]],
-               stem: Path, max_clips: int = 4, run_ids: set[str] | None = None) -> list[Path]:
+               stem: Path, max_clips: int = 4, run_ids: set[str] | None = None,
+               what: str = 'every method') -> list[Path]:
     """Draw input and anonymized middle frames of up to ``max_clips`` test clips.
 
     Args:
@@ -31,6 +32,7 @@ def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tupl
         max_clips (int): Columns at most. Defaults to 4.
         run_ids (set of str, optional): The runs of the table: a sample exported from any other
             run (an earlier report's, a committed one) is left out. Defaults to None (any run).
+        what (str): What the rows are, for the title. Defaults to 'every method'.
 
     Returns:
         list of Path: the PNG and PDF, or nothing (with a warning) without exported samples.
@@ -84,7 +86,7 @@ def frame_grid(samples_dir: Path, dataset: str, profile: str, methods: list[tupl
     for r, (name, _) in enumerate(rows):
         fig.text((left - 8) / width, 1 - (top + r * step_h + tile_h * zoom / 2) / height, name,
                  ha='right', va='center', fontsize=9)
-    fig.suptitle(f'{paper.dataset_title(dataset)} test frames through every method ({profile})',
+    fig.suptitle(f'{paper.dataset_title(dataset)} test frames through {what} ({profile})',
                  fontsize=10, y=1 - 4 / height, va='top')
     return save(fig, stem, dpi=_DPI)
 

@@ -14,7 +14,8 @@ reads exactly that. Results are data first (benchopt's result files, timm's ``re
   run (video ids, labels, probabilities), for the report's intervals and paired tests.
 - ``samples/<method>_<dataset>_<profile>.npz``: the anonymized test frames of one counting run
   (arrays ``frames``, ``video_ids``, ``run_id``) and ``samples/input_<dataset>_<profile>.npz``
-  the same clips before anonymization, for the frame comparison grid.
+  the same clips before anonymization, for the frame comparison grid; a sweep's points have
+  theirs in ``samples/sweep_<name>/`` (``bench report --sweep``'s frame grid).
 
 Which runs count (``counting_runs``): for each (method, train_dataset, dataset, profile, seed),
 the newest run by start time whose ``bench.complete`` tag is ``true``, among the runs on the
@@ -348,6 +349,13 @@ def input_path(samples_dir: Path, dataset: str, profile: str) -> Path:
     return samples_dir / f'input_{dataset}_{profile}.npz'
 
 
+def sweep_samples_dir(samples_dir: Path, name: str) -> Path:
+    """Where the exported test frames of sweep ``name``'s points live: a folder of their own
+    under ``samples/`` (``bench report``'s Table 1 samples and input frames beside it are
+    another report's, which neither report may replace or remove)."""
+    return samples_dir / f'sweep_{name}'
+
+
 def _exported_run(path: Path) -> str:
     try:
         with np.load(path) as data:
@@ -536,7 +544,8 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     Every source's ``runs.csv`` is read (and checked) before anything is written, so ``dest``
     may be one of the sources' folders. A run found in two exports (same run id) counts once,
     as its ended row where one export caught it still running.
-    ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` are merged beside it; where two
+    ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` (with its sweeps' folders) are
+    merged beside it; where two
     exports hold frames of the same (method, dataset, profile), those of a run the tables count
     (``counting_runs``: a rerun replaces an older run of its key) are kept, and among those the
     run with the lower seed, as the store export keeps them.
@@ -562,15 +571,18 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
                                                 errors='coerce').fillna(float('inf'))))
     counting = set(counting_runs(runs).run_id)
     dest = Path(dest)
-    chosen: dict[str, tuple[tuple, Path]] = {}  # sample name -> ((not counted, seed), file)
+    chosen: dict[str, tuple[tuple, Path]] = {}  # sample's path under samples/ -> (rank, file)
     copies: list[tuple[Path, Path]] = []
     for path in sources:
         folder = Path(path).parent
-        for sample in sorted((folder / 'samples').glob('*.npz')):
+        # Table 1's samples, and each sweep's in its folder (sweep_samples_dir)
+        for sample in sorted([*(folder / 'samples').glob('*.npz'),
+                              *(folder / 'samples').glob('sweep_*/*.npz')]):
             run_id = _exported_run(sample)
             rank = (run_id not in counting, seeds.get(run_id, float('inf')))
-            if sample.name not in chosen or rank < chosen[sample.name][0]:
-                chosen[sample.name] = (rank, sample)
+            name = sample.relative_to(folder / 'samples').as_posix()
+            if name not in chosen or rank < chosen[name][0]:
+                chosen[name] = (rank, sample)
         for run_dir in sorted((folder / 'predictions').glob('*/')):
             if run_dir.name in seeds:
                 copies += [(f, dest / 'predictions' / run_dir.name / f.name)

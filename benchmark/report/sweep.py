@@ -13,9 +13,11 @@ the paired difference of each metric over the same seeds and test videos, its bo
 and p-value, so that a difference inside the noise reads as such.
 
 Files: ``sweep_<name>.{md,csv}``, ``sweep_<name>_paired.csv`` (the comparisons with the
-reference) and ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the privacy-utility plane),
-plus ``plots/sweep_<name>_heatmap.{png,pdf}`` for a two-axis grid (two values or more on each
-axis).
+reference), ``plots/sweep_<name>_plane.{png,pdf}`` (the points in the privacy-utility plane) and
+``plots/sweep_<name>_frames.{png,pdf}`` (the same test frames through every point, from the
+points' logged samples: the lowest seed's run of each), plus ``plots/sweep_<name>_heatmap.{png,pdf}``
+for a two-axis grid (two values or more on each axis). The samples are exported to
+``<results>/samples/sweep_<name>/``, apart from Table 1's.
 
 The sweep's manifest (``<work-dir>/sweeps/<name>.json``, written by ``bench sweep``) says which
 points it plans; a report of a sweep still running, or with failed points, names those without a
@@ -32,7 +34,7 @@ import pandas as pd
 
 from benchmark import stats
 from benchmark.errors import InputError
-from benchmark.report import runs as runs_io
+from benchmark.report import grid, runs as runs_io
 from benchmark.report import tables
 
 METRICS = tables.TABLE_METRICS  # (metric, title, display scale, decimals)
@@ -306,10 +308,13 @@ def heatmap(table: tables.Table, stem: Path) -> list[Path]:
 
 
 def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions=None,
-                       definition: dict | None = None, reference: str | None = None) -> list[Path]:
+                       definition: dict | None = None, reference: str | None = None,
+                       samples_dir: Path | None = None) -> list[Path]:
     """The sweep's table (Markdown, CSV), its points against the ``reference`` point
     (:func:`reference_variant`) and figures under ``out``; its files only. With the sweep's
-    ``definition`` (its manifest's), the table says which planned points are missing."""
+    ``definition`` (its manifest's), the table says which planned points are missing; with
+    ``samples_dir`` (the sweep's exported samples, ``runs.sweep_samples_dir``), the frame grid
+    is drawn."""
     points = sweep_runs(counting, name)
     if points.empty:
         known = sorted({n for names in counting.sweep.fillna('') for n in names.split(',') if n})
@@ -343,6 +348,11 @@ def write_sweep_report(counting: pd.DataFrame, name: str, out: Path, predictions
         axes = [a for a in table.header['axes'].split(', ') if a]
         if len(axes) == 2 and all(table.frame[a].nunique() > 1 for a in axes):
             written += heatmap(table, out / 'plots' / f'{stem}_heatmap')
+        if samples_dir is not None:  # rows in the table's order, named by their grid values
+            written += grid.frame_grid(samples_dir, dataset, profile,
+                                       list(zip(table.frame.method, table.frame.variant)),
+                                       out / 'plots' / f'{stem}_frames', run_ids=set(group.run_id),
+                                       what=f'every point of sweep {name}')
     return written
 
 
@@ -352,7 +362,8 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
     """Read the store (or a ``runs.csv``), fetch the points' per-video outputs, write the report.
 
     From the store, the store's runs are exported to ``results_dir`` as ``bench report``
-    exports them (``runs.csv``, ``curves.csv``) beside the points' per-video outputs, and the
+    exports them (``runs.csv``, ``curves.csv``) beside the points' per-video outputs and test
+    frames (``samples/sweep_<name>/``: of each point, its lowest seed's run), and the
     sweep's manifest, read from ``work_dir`` (where ``bench sweep`` ran), is copied there:
     a report ``--from`` that export, or from several merged (a sweep split over machines),
     finds it.
@@ -361,10 +372,12 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
     if from_csv is not None:
         runs = runs_io.load_runs(Path(from_csv))
         predictions_dir = Path(from_csv).parent / 'predictions'
+        samples_dir = runs_io.sweep_samples_dir(Path(from_csv).parent / 'samples', name)
         manifest = Path(from_csv).parent / 'sweeps' / f'{name}.json'
     else:
         runs = runs_io.read_store(tracking_uri)
         predictions_dir = results_dir / 'predictions'
+        samples_dir = runs_io.sweep_samples_dir(results_dir / 'samples', name)
         manifest = Path(work_dir) / 'sweeps' / f'{name}.json' if work_dir is not None else None
     definition = read_manifest(manifest)
     counting = runs_io.counting_runs(runs_io.slim(runs))
@@ -379,8 +392,15 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
         written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, counting, cached),
                                        results_dir)
+        in_domain = points[(points.train_dataset == points.dataset) | (points.train_dataset == '')]
+        samples = runs_io.fetch_samples(tracking_uri, in_domain, samples_dir)
+        keep = {p.resolve() for p in samples}
+        for stale in samples_dir.glob('*.npz'):  # of points no longer in the sweep's table
+            if stale.resolve() not in keep:
+                stale.unlink()
+        written += samples
     written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
-                                  definition, reference)
+                                  definition, reference, samples_dir)
     if from_csv is None and definition is not None:
         copy = results_dir / 'sweeps' / f'{name}.json'
         copy.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,27 @@ def _run(client, exp, method, seed, at, metrics, sweep, folder):
         for stage, arrays in _predictions(metrics['action_top1'], seed).items():
             np.savez(out / f'{stage}.npz', **arrays)
         client.log_artifacts(run_id, str(out), artifact_path='predictions')
+    if 'action_top1' in metrics:  # test frames as runs log them: one colour per point and seed
+        out = folder / f'{run_id}_samples'
+        out.mkdir(parents=True)
+        ids = np.array(['vp_synth_test_0000', 'vp_synth_test_0001'])
+        np.savez(out / 'test_frames.npz', frames=np.broadcast_to(np.array(
+            _colour(method, seed), np.uint8), (2, 3, 8, 8, 3)).copy(), video_ids=ids)
+        np.savez(out / 'raw_frames.npz', frames=np.full((2, 3, 8, 8, 3), INPUT_COLOUR, np.uint8),
+                 video_ids=ids)
+        client.log_artifacts(run_id, str(out), artifact_path='samples')
     client.set_terminated(run_id, 'FINISHED')
+
+
+INPUT_COLOUR = (0, 0, 250)
+
+
+def _colour(method: str, seed: int) -> tuple[int, int, int]:
+    """strong_blur@anonymizer.sigma=S,anonymizer.dilate=D -> (40 S, 40 + 50 D, 100 seed)."""
+    from benchmark.report.sweep import variant_values
+    values = variant_values(method.partition('@')[2])
+    return (int(40 * float(values.get('anonymizer.sigma', 0))),
+            int(40 + 50 * float(values.get('anonymizer.dilate', 0))), 100 * seed)
 
 
 @pytest.fixture(scope='module')
@@ -115,6 +135,39 @@ def test_table1_leaves_sweep_points_to_their_report_and_keeps_its_files(store, t
     table = (reports / 'table1_smoke.md').read_text()
     assert 'strong_blur@' not in table and '- runs: 1 (' in table  # the raw run alone
     assert (reports / 'sweep_other_smoke.md').exists()
+
+
+def _colours_in(png) -> set[tuple[int, int, int]]:
+    from matplotlib.image import imread
+    pixels = (imread(png)[..., :3] * 255).round().astype(int).reshape(-1, 3)
+    return set(map(tuple, np.unique(pixels, axis=0).tolist()))
+
+
+def test_the_sweep_draws_each_points_frames_and_keeps_them_apart_from_table1s(store, tmp_path):
+    """The frame grid shows the same test clips through every point (its lowest seed's run),
+    from samples exported to samples/sweep_<name>/, which Table 1's report in the same results
+    folder neither replaces nor removes, and which a report --from the export draws again."""
+    from benchmark.report import build_report
+    from benchmark.report.sweep import build_sweep_report
+    reports, results = tmp_path / 'reports', tmp_path / 'results'
+    written = build_sweep_report(store, 'abl', reports, results)
+    folder = results / 'samples' / 'sweep_abl'
+    points = [f'strong_blur@anonymizer.sigma={s},anonymizer.dilate={d}' for s, d in TOP1]
+    assert {p.name for p in folder.glob('*.npz')} == {
+        'input_vp_synth_smoke.npz', *(f'{m}_vp_synth_smoke.npz' for m in points)}
+    assert reports / 'plots' / 'sweep_abl_frames.png' in written
+    colours = _colours_in(reports / 'plots' / 'sweep_abl_frames.png')
+    assert INPUT_COLOUR in colours
+    assert {_colour(m, 0) for m in points} <= colours  # every point, by its seed-0 run
+    assert not {_colour(m, 1) for m in points} & colours
+    build_report(store, reports, results)  # Table 1 (the raw run) into the same folders
+    assert (results / 'samples' / 'raw_vp_synth_smoke.npz').exists()
+    assert len(list(folder.glob('*.npz'))) == 5
+    assert (reports / 'plots' / 'sweep_abl_frames.png').exists()
+    again = build_sweep_report(None, 'abl', tmp_path / 'from_csv', tmp_path / 'unused',
+                               from_csv=results / 'runs.csv')
+    assert tmp_path / 'from_csv' / 'plots' / 'sweep_abl_frames.png' in again
+    assert _colours_in(tmp_path / 'from_csv' / 'plots' / 'sweep_abl_frames.png') == colours
 
 
 def _manifest(work, seeds):
@@ -215,6 +268,9 @@ def test_a_sweep_split_over_two_machines_is_reported_whole_from_their_merged_exp
     main_table = table.partition('## Each point against')[0]
     assert sum(line.startswith(('| 2.0 |', '| 4.0 |')) for line in main_table.splitlines()) == 4
     assert '**80.50 ± 0.71 [' in table  # the per-video outputs came along: the lead is tested
+    merged = tmp_path / 'merged' / 'samples' / 'sweep_abl'  # and the test frames
+    assert len(list(merged.glob('strong_blur@*.npz'))) == 4 and (merged / 'input_vp_synth_smoke.npz').exists()
+    assert (tmp_path / 'reports' / 'plots' / 'sweep_abl_frames.png').exists()
     assert 'not yet' not in capsys.readouterr().err
 
 
