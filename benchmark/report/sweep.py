@@ -101,10 +101,7 @@ def coverage(points: pd.DataFrame, definition: dict | None) -> str:
 
 def by_point(points: pd.DataFrame) -> dict[tuple[str, str], list[dict]]:
     """A sweep's runs as (dataset, method) -> their records, in the store's order."""
-    buckets: dict[tuple[str, str], list[dict]] = {}
-    for r in points.to_dict('records'):
-        buckets.setdefault((r['dataset'], r['method']), []).append(r)
-    return buckets
+    return tables.by_dataset_method(points.to_dict('records'))
 
 
 def sweep_table(points: pd.DataFrame, name: str, predictions=None, test=None) -> tables.Table:

@@ -243,6 +243,15 @@ def _run_groups(records: list[Record], predictions, stage: str) -> dict | None:
     return out or None
 
 
+def by_dataset_method(records: list[Record]) -> dict[tuple[str, str], list[Record]]:
+    """Runs as (dataset, method) -> their records, in the given order: a table row's runs, and
+    what :func:`_tester` pairs."""
+    buckets: dict[tuple[str, str], list[Record]] = {}
+    for r in records:
+        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    return buckets
+
+
 def _tester(buckets: dict, predictions):
     """``tester(metric, a, b, dataset)`` for ``_mark`` and the paired table, memoized."""
     from benchmark import stats
@@ -300,9 +309,7 @@ def table1(counting: pd.DataFrame, profile: str, extra_methods=(), predictions=N
     records = [r for r in counting.to_dict('records') if r['profile'] == profile and _in_domain(r)]
     datasets = order_datasets({r['dataset'] for r in records})
     methods = _method_order(records, extra_methods)
-    buckets: dict[tuple[str, str], list[Record]] = {}
-    for r in records:
-        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    buckets = by_dataset_method(records)
     rows, notes = [], []
     for dataset in datasets:
         on_dataset = [r for r in records if r['dataset'] == dataset]
@@ -585,9 +592,7 @@ def paired_table(counting: pd.DataFrame, profile: str, predictions, reference: s
     """
     from benchmark import stats
     records = [r for r in counting.to_dict('records') if r['profile'] == profile and _in_domain(r)]
-    buckets: dict[tuple[str, str], list[Record]] = {}
-    for r in records:
-        buckets.setdefault((r['dataset'], r['method']), []).append(r)
+    buckets = by_dataset_method(records)
     test = _tester(buckets, predictions)
     names = {r['method']: r['table_name'] or r['method'] for r in records}
     order = [m for m, _ in _method_order(records, ())]
