@@ -545,8 +545,8 @@ def merge_exports(sources: list[Path], dest: Path) -> Path:
     may be one of the sources' folders. A run found in two exports (same run id) counts once,
     as its ended row where one export caught it still running.
     ``curves.csv``, ``predictions/<run_id>/`` and ``samples/`` (with its sweeps' folders) are
-    merged beside it; where two
-    exports hold frames of the same (method, dataset, profile), those of a run the tables count
+    merged beside it; where two exports hold frames of the same (method, dataset, profile),
+    those of a run the tables count
     (``counting_runs``: a rerun replaces an older run of its key) are kept, and among those the
     run with the lower seed, as the store export keeps them.
 

@@ -389,12 +389,10 @@ def build_sweep_report(tracking_uri: str | None, name: str, out: Path, results_d
         cached = runs_io.load_curves(results_dir / 'curves.csv', quiet=True)
         written += runs_io.export_runs(runs, runs_io.read_curves(tracking_uri, counting, cached),
                                        results_dir)
-        in_domain = points[(points.train_dataset == points.dataset) | (points.train_dataset == '')]
-        samples = runs_io.fetch_samples(tracking_uri, in_domain, samples_dir)
-        keep = {p.resolve() for p in samples}
-        for stale in samples_dir.glob('*.npz'):  # of points no longer in the sweep's table
-            if stale.resolve() not in keep:
-                stale.unlink()
+        # as Table 1's samples are exported, in a folder of their own
+        from benchmark.report import _in_domain, _remove_stale
+        samples = runs_io.fetch_samples(tracking_uri, _in_domain(points), samples_dir)
+        _remove_stale(samples_dir, ['*.npz'], samples)  # of points no longer in the table
         written += samples
     written += write_sweep_report(counting, name, out, runs_io.PredictionStore(predictions_dir),
                                   definition, reference, samples_dir)
