@@ -613,15 +613,37 @@ class Protocol:
         if not self.main:
             distributed.barrier()  # process 0 trains it once, the others load it
             return target_pretrain.pretrained_backbone(self.cfg, stage)
-        init = target_pretrain.pretrained_backbone(self.cfg, stage)
-        distributed.barrier()
         parent = self.state['runs']['parent']
+        beside = None  # on a first start, the privacy backbone trains beside the action's
+        if stage == 'action' and not distributed.is_distributed() and target_pretrain.wanted(self.cfg, 'privacy'):
+            beside = target_pretrain.pretrain_beside(self.cfg, 'privacy',
+                                                     self.run_dir / 'action' / 'privacy_pretrain.log')
+        if beside is not None:
+            console.current().print(f'privacy pretraining: beside the action\'s, in process '
+                                    f'{beside.process.pid} (log: {beside.log})')
+        init = target_pretrain.pretrained_backbone(self.cfg, stage)
+        if beside is not None:
+            self._record_beside(parent, beside)
+        distributed.barrier()
         self.client.set_tag(parent, tracking.TAG + f'{stage}_init', init['sha256'][:16])
         self.client.set_tag(parent, tracking.TAG + f'{stage}_init_path', init['path'])
         if init['trained']:  # the run that trained it carries its cost, as setup
             name = 'time_target_pretrain_s' if stage == 'action' else f'time_{stage}_pretrain_s'
             self.client.log_metric(parent, name, init['seconds'])
         return init
+
+    def _record_beside(self, parent: str, beside) -> None:
+        """Wait for the backbone training beside this stage; the run that trained it carries
+        its cost (as a stage trains it itself); a failed one is trained by its own stage."""
+        outcome = beside.wait()
+        if 'error' in outcome:
+            console.current().warn(f'{beside.stage} pretraining beside the action\'s stopped '
+                                   f'({outcome["error"]}; log: {beside.log}): the {beside.stage} '
+                                   f'stage trains it itself')
+        elif outcome.get('trained'):
+            self.client.log_metric(parent, f'time_{beside.stage}_pretrain_s', outcome['seconds'])
+            console.current().print(f'{beside.stage} pretraining: done beside the action\'s, in '
+                                    f'{console.duration(outcome["seconds"])}')
 
     def _predictions_file(self, stage: str) -> Path:
         """Per-video test outputs of a target stage (``benchmark.metrics``), for paired tests."""

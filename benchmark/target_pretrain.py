@@ -25,7 +25,10 @@ A backbone is trained with the protocol's own clip sampling and data path (``Cli
 cached under ``$BENCH_CACHE/target_pretrain/`` keyed by a hash of everything that defines it;
 parallel runs wait on a file lock for the one that trains it. It trains on one thread
 (``PRETRAIN_THREADS``) whatever the run's thread count, so that a run on two threads and a
-sweep's worker on one get the same weights (on one thread and two they differ). Only the
+sweep's worker on one get the same weights (on one thread and two they differ); so that a
+run's first start does not pay for that twice over on a machine with two cores or more, the
+privacy backbone trains in a process of its own, on its one thread, while the action backbone
+trains in the run's (``pretrain_beside``). Only the
 backbone is kept: the classification head starts fresh in every run, as the paper's does for a
 new label set.
 """
@@ -129,32 +132,138 @@ def pretrained_backbone(cfg, stage: str = 'action') -> dict:
             raise ProtocolError(f'{section}.checkpoint: no file {str(path)!r}; give the path of '
                                 f'a backbone state dict, or set {section}.type=vp_synth')
         return dict(path=str(path), sha256=sha256_of(path), trained=False, seconds=0.0)
-    spec = pretrain_spec(cfg, stage)
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    path = cache_root() / 'target_pretrain' / f'{stage}-{spec["source"]["type"]}-{key}.pth'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix('.lock'), 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a parallel run waits for the one that trains it
-        try:
-            trained, seconds = False, 0.0
-            if not path.is_file():
-                start = time.time()
-                from benchmark import console
-                console.current().detail(f'[target pretrain] training the {stage} backbone once on '
-                                         f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; '
-                                         f'cached at {path}')
-                with threads(PRETRAIN_THREADS):
-                    record = train_backbone(spec)
-                tmp = path.with_suffix(f'.tmp{os.getpid()}')
-                torch.save(record, tmp)
-                tmp.replace(path)
-                trained, seconds = True, time.time() - start
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    spec, path = _cache_file(cfg, stage)
+    trained, seconds = _train_once(spec, path, stage)
     meta = torch.load(path, map_location='cpu', weights_only=True)
     return dict(path=str(path), sha256=sha256_of(path), trained=trained, seconds=seconds,
                 final_loss=meta['final_loss'],
                 final_train_score=meta.get('final_train_score', meta.get('final_train_top1')))
+
+
+def _cache_file(cfg, stage: str) -> tuple[dict, Path]:
+    """The spec of ``stage``'s vp_synth backbone and the cache file it is kept in."""
+    spec = pretrain_spec(cfg, stage)
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return spec, cache_root() / 'target_pretrain' / f'{stage}-{spec["source"]["type"]}-{key}.pth'
+
+
+def _train_once(spec: dict, path: Path, stage: str) -> tuple[bool, float]:
+    """Train ``spec``'s backbone into ``path`` unless it is there, under a file lock beside it
+    (a parallel run, or the process ``pretrain_beside`` started, waits for the one that trains
+    it); whether this call trained it, and its seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix('.lock'), 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if path.is_file():
+                return False, 0.0
+            start = time.time()
+            from benchmark import console
+            console.current().detail(f'[target pretrain] training the {stage} backbone once on '
+                                     f'{spec["source"]["type"]} split {PRETRAIN_SPLIT!r}; '
+                                     f'cached at {path}')
+            with threads(PRETRAIN_THREADS):
+                record = train_backbone(spec)
+            tmp = path.with_suffix(f'.tmp{os.getpid()}')
+            torch.save(record, tmp)
+            tmp.replace(path)
+            return True, time.time() - start
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# A pretraining this long or longer is worth a process of its own beside the other (the cpu
+# profile's 44 epochs take about 5 minutes on one thread; the smoke profile's one epoch takes
+# about a second, less than starting a process and importing the suite into it).
+BESIDE_MIN_EPOCHS = 5
+
+
+def _to_train(cfg, stage: str) -> bool:
+    """Whether ``stage``'s backbone is a vp_synth one not in the cache yet."""
+    settings = _section(cfg, stage)
+    return (wanted(cfg, stage) and settings.get('type') == 'vp_synth'
+            and not _cache_file(cfg, stage)[1].is_file())
+
+
+class Beside:
+    """A backbone training in a process of its own (``pretrain_beside``)."""
+
+    def __init__(self, process, stage: str, log: Path, outcome: Path) -> None:
+        self.process, self.stage, self.log, self.outcome = process, stage, log, outcome
+
+    def wait(self) -> dict:
+        """Wait for it; ``trained`` and ``seconds`` as ``pretrained_backbone`` gives them, or
+        ``error``, the one-line reason it stopped (the stage then trains the backbone itself and
+        meets the error there, if it is one)."""
+        self.process.join()
+        try:
+            outcome = json.loads(self.outcome.read_text())
+        except (OSError, ValueError):
+            outcome = {'error': f'its process ended with exit code {self.process.exitcode}'}
+        if self.process.exitcode != 0 and 'error' not in outcome:
+            outcome = {'error': f'its process ended with exit code {self.process.exitcode}'}
+        return outcome
+
+
+def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Beside | None:
+    """Start training ``stage``'s backbone in a process of its own, while this process trains
+    ``alongside``'s: a run's first start on a machine trains both target backbones, one after
+    the other, each on one thread (``PRETRAIN_THREADS``); on two cores they can train side by
+    side, with the same weights, since each still runs on one thread.
+
+    Only when this process may use two threads or more (a sweep's worker given one thread keeps
+    to its core), both backbones are vp_synth ones still to train, ``stage``'s schedule has at
+    least ``BESIDE_MIN_EPOCHS`` epochs and loads its data in the process (no loader workers: the
+    process is a daemon, which may start none). Otherwise None, and each trains in its stage.
+
+    The process writes its progress to ``log`` and its outcome beside it (``.json``); it trains
+    under the same cache lock as ``pretrained_backbone``, which, called for ``stage`` later,
+    waits for it and then reads the file. Denormal floats are flushed there as here.
+    """
+    settings = _section(cfg, stage)
+    if (torch.get_num_threads() < 2 * PRETRAIN_THREADS
+            or int(settings.get('max_epochs', 0)) < BESIDE_MIN_EPOCHS
+            or int(settings.get('num_workers', 0)) > 0
+            or not (_to_train(cfg, stage) and _to_train(cfg, alongside))):
+        return None
+    import multiprocessing
+    spec, path = _cache_file(cfg, stage)
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    outcome = log.with_suffix('.json')
+    outcome.unlink(missing_ok=True)
+    flushed = (torch.tensor([1e-39]) * torch.tensor([1.0])).item() == 0.0
+    process = multiprocessing.get_context('spawn').Process(
+        target=_train_beside, args=(spec, str(path), stage, str(log), str(outcome), flushed),
+        name=f'{stage} pretraining', daemon=True)
+    process.start()
+    return Beside(process, stage, log, outcome)
+
+
+def _train_beside(spec: dict, path: str, stage: str, log: str, outcome: str, flushed: bool) -> None:
+    """``pretrain_beside``'s process: train, write the outcome; an error is its one line there."""
+    import sys
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from benchmark import console
+    from benchmark.registry import import_all
+    torch.set_flush_denormal(flushed)
+    result: dict = {}
+    with open(log, 'w') as out, redirect_stdout(out), redirect_stderr(out):
+        try:
+            import_all()
+            with console.use(console.Console('lines')):
+                trained, seconds = _train_once(spec, Path(path), stage)
+            result = dict(trained=trained, seconds=seconds, pid=os.getpid())
+        except Exception as err:  # noqa: BLE001 - reported to the run, which trains it itself
+            import traceback
+            traceback.print_exc()
+            result = {'error': (str(err).strip().splitlines() or [type(err).__name__])[0]}
+    tmp = Path(outcome).with_suffix('.tmp')
+    tmp.write_text(json.dumps(result))
+    tmp.replace(outcome)
+    if 'error' in result:
+        sys.exit(1)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,7 @@
 """The target models' pretrained starts: their corpus, their cache and how a stage loads them."""
 import hashlib
+import json
+import os
 from types import SimpleNamespace
 
 import numpy as np
@@ -214,3 +216,88 @@ def test_the_backbone_does_not_depend_on_the_callers_thread_count(tmp_path, monk
     one = torch.load(files[1]['path'], weights_only=True)['backbone']
     two = torch.load(files[2]['path'], weights_only=True)['backbone']
     assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def _both_cfg(seed: int, **privacy):
+    import_all()
+    options = {'target_pretrain.seed': seed, 'privacy_pretrain.seed': seed,
+               **{f'privacy_pretrain.{k}': v for k, v in privacy.items()}}
+    return resolve_config('raw', 'vp_synth', 'smoke', options=options)
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_the_privacy_backbone_trains_beside_the_actions_into_the_same_weights(tmp_path, monkeypatch,
+                                                                              two_threads):
+    """A first start trains both backbones side by side, each on one thread, in two processes:
+    the files are those one process training both one after the other writes."""
+    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)  # the smoke schedule's one epoch
+    cfg = _both_cfg(seed=31)
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path / 'beside'))
+    beside = target_pretrain.pretrain_beside(cfg, 'privacy', tmp_path / 'run' / 'privacy_pretrain.log')
+    assert beside is not None
+    action = pretrained_backbone(cfg, 'action')
+    outcome = beside.wait()
+    assert outcome['trained'] and outcome['seconds'] > 0 and outcome['pid'] != os.getpid()
+    assert 'privacy pretraining: 1/1 epoch' in beside.log.read_text()
+    privacy = pretrained_backbone(cfg, 'privacy')
+    assert action['trained'] and not privacy['trained']  # the stage reads what the process wrote
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path / 'one_process'))
+    for stage, record in (('action', action), ('privacy', privacy)):
+        alone = pretrained_backbone(cfg, stage)
+        assert alone['trained'] and alone['sha256'] == record['sha256'], stage
+
+
+def test_no_process_beside_on_one_thread_a_short_schedule_or_a_cached_backbone(tmp_path, monkeypatch,
+                                                                              two_threads):
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path))
+    cfg = _both_cfg(seed=32)
+    log = tmp_path / 'privacy_pretrain.log'
+    assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None  # one epoch: not worth it
+    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)
+    torch.set_num_threads(1)  # a sweep worker's single thread keeps to its core
+    assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
+    torch.set_num_threads(2)
+    pretrained_backbone(cfg, 'action')  # this process would not be training the action's
+    assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
+    assert not log.exists()
+
+
+def test_a_backbone_that_fails_beside_is_trained_by_its_stage_which_meets_the_error(
+        tmp_path, monkeypatch, two_threads):
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path))
+    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)
+    cfg = _both_cfg(seed=33, check_left_chance=True)  # the privacy one never leaves chance
+    beside = target_pretrain.pretrain_beside(cfg, 'privacy', tmp_path / 'privacy_pretrain.log')
+    pretrained_backbone(cfg, 'action')
+    outcome = beside.wait()
+    assert outcome == {'error': outcome['error']} and 'never left chance' in outcome['error']
+    assert beside.process.exitcode == 1 and 'Traceback' in beside.log.read_text()
+    with pytest.raises(ProtocolError, match='privacy pretraining never left chance'):
+        pretrained_backbone(cfg, 'privacy')
+
+
+@pytest.mark.slow
+def test_a_first_run_trains_the_privacy_backbone_beside_and_records_its_cost(tmp_path, monkeypatch,
+                                                                            two_threads):
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)
+    work = tmp_path / 'work'
+    assert main(['run', '--method', 'raw', '--profile', 'smoke', '--work-dir', str(work)]) == 0
+    outcome = json.loads(next(work.rglob('action/privacy_pretrain.json')).read_text())
+    assert outcome['trained'] and outcome['pid'] != os.getpid()
+    privacy = pretrained_backbone(_smoke_cfg(), 'privacy')
+    assert not privacy['trained']
+    from mlflow.tracking import MlflowClient
+    c = MlflowClient(f'sqlite:///{work / "mlflow.db"}')
+    run = c.search_runs([c.get_experiment_by_name('vp_synth').experiment_id],
+                        "tags.`bench.kind` = 'parent'")[0]
+    assert run.data.tags['bench.privacy_init'] == privacy['sha256'][:16]
+    assert run.data.metrics['time_privacy_pretrain_s'] == pytest.approx(outcome['seconds'])
+    assert run.data.metrics['time_target_pretrain_s'] > 0  # the action's, in the run's process
