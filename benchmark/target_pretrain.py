@@ -214,7 +214,8 @@ def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Be
     Only when this process may use two threads or more (a sweep's worker given one thread keeps
     to its core), both backbones are vp_synth ones still to train, ``stage``'s schedule has at
     least ``BESIDE_MIN_EPOCHS`` epochs and loads its data in the process (no loader workers: the
-    process is a daemon, which may start none). Otherwise None, and each trains in its stage.
+    process is a daemon, which may start none; so the corpus is generated here first). Otherwise
+    None, and each trains in its stage.
 
     The process writes its progress to ``log`` and its outcome beside it (``.json``); it trains
     under the same cache lock as ``pretrained_backbone``, which, called for ``stage`` later,
@@ -228,6 +229,9 @@ def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Be
         return None
     import multiprocessing
     spec, path = _cache_file(cfg, stage)
+    # the corpus is generated here (once, in parallel workers, which a daemon may not start)
+    # and only read there; the action backbone trains on the same split
+    DATASETS.build(spec['source'])
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     outcome = log.with_suffix('.json')
