@@ -221,13 +221,14 @@ def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Be
     under the same cache lock as ``pretrained_backbone``, which, called for ``stage`` later,
     waits for it and then reads the file. Denormal floats are flushed there as here.
     """
+    import multiprocessing
     settings = _section(cfg, stage)
-    if (torch.get_num_threads() < 2 * PRETRAIN_THREADS
+    if (multiprocessing.current_process().daemon  # a daemon (someone's pool worker) starts none
+            or torch.get_num_threads() < 2 * PRETRAIN_THREADS
             or int(settings.get('max_epochs', 0)) < BESIDE_MIN_EPOCHS
             or int(settings.get('num_workers', 0)) > 0
             or not (_to_train(cfg, stage) and _to_train(cfg, alongside))):
         return None
-    import multiprocessing
     spec, path = _cache_file(cfg, stage)
     # the corpus is generated here (once, in parallel workers, which a daemon may not start)
     # and only read there; the action backbone trains on the same split
@@ -259,6 +260,8 @@ def _train_beside(spec: dict, path: str, stage: str, log: str, outcome: str, flu
             with console.use(console.Console('lines')):
                 trained, seconds = _train_once(spec, Path(path), stage)
             result = dict(trained=trained, seconds=seconds, pid=os.getpid())
+        except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the run says it
+            result = {'error': 'interrupted'}
         except Exception as err:  # noqa: BLE001 - reported to the run, which trains it itself
             import traceback
             traceback.print_exc()

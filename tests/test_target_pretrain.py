@@ -266,6 +266,13 @@ def test_no_process_beside_on_one_thread_a_short_schedule_or_a_cached_backbone(t
     torch.set_num_threads(1)  # a sweep worker's single thread keeps to its core
     assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
     torch.set_num_threads(2)
+    import multiprocessing
+    daemon = SimpleNamespace(daemon=True)  # a daemon (say, a pool's worker) may start no process
+    monkeypatch.setattr(multiprocessing, 'current_process', lambda: daemon)
+    assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
+    monkeypatch.undo()
+    monkeypatch.setenv('BENCH_CACHE', str(tmp_path))
+    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)
     pretrained_backbone(cfg, 'action')  # this process would not be training the action's
     assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
     assert not log.exists()
