@@ -82,6 +82,12 @@ def flush_denormals(device: str) -> bool:
     return bool(torch.set_flush_denormal(True))
 
 
+def denormals_flushed() -> bool:
+    """Whether this thread flushes denormal floats to zero, read off a product that is denormal
+    unless flushed."""
+    return (torch.tensor([1e-39]) * torch.tensor([1.0])).item() == 0.0
+
+
 def optim_wrapper_type(amp: bool, device: str) -> dict:
     """The ``type`` (and dtype) of an optimizer wrapper at the run's precision."""
     if not amp:

@@ -615,12 +615,12 @@ class Protocol:
             return target_pretrain.pretrained_backbone(self.cfg, stage)
         parent = self.state['runs']['parent']
         beside = None  # on a first start, the privacy backbone trains beside the action's
-        if stage == 'action' and not distributed.is_distributed() and target_pretrain.wanted(self.cfg, 'privacy'):
+        if stage == 'action' and not distributed.is_distributed():
             beside = target_pretrain.pretrain_beside(self.cfg, 'privacy',
                                                      self.run_dir / 'action' / 'privacy_pretrain.log')
-        if beside is not None:
-            console.current().print(f'privacy pretraining: beside the action\'s, in process '
-                                    f'{beside.process.pid} (log: {beside.log})')
+            if beside is not None:
+                console.current().print(f'privacy pretraining: beside the action\'s, in process '
+                                        f'{beside.process.pid} (log: {beside.log})')
         init = target_pretrain.pretrained_backbone(self.cfg, stage)
         if beside is not None:
             self._record_beside(parent, beside)

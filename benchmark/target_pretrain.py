@@ -178,11 +178,13 @@ def _train_once(spec: dict, path: Path, stage: str) -> tuple[bool, float]:
 BESIDE_MIN_EPOCHS = 5
 
 
-def _to_train(cfg, stage: str) -> bool:
-    """Whether ``stage``'s backbone is a vp_synth one not in the cache yet."""
-    settings = _section(cfg, stage)
-    return (wanted(cfg, stage) and settings.get('type') == 'vp_synth'
-            and not _cache_file(cfg, stage)[1].is_file())
+def _to_train(cfg, stage: str) -> tuple[dict, Path] | None:
+    """The spec and cache file of ``stage``'s backbone when it is a vp_synth one not in the
+    cache yet; None otherwise."""
+    if not wanted(cfg, stage) or _section(cfg, stage).get('type') != 'vp_synth':
+        return None
+    spec, path = _cache_file(cfg, stage)
+    return None if path.is_file() else (spec, path)
 
 
 class Beside:
@@ -199,8 +201,8 @@ class Beside:
         try:
             outcome = json.loads(self.outcome.read_text())
         except (OSError, ValueError):
-            outcome = {'error': f'its process ended with exit code {self.process.exitcode}'}
-        if self.process.exitcode != 0 and 'error' not in outcome:
+            outcome = {}
+        if 'error' not in outcome and (self.process.exitcode != 0 or 'trained' not in outcome):
             outcome = {'error': f'its process ended with exit code {self.process.exitcode}'}
         return outcome
 
@@ -222,14 +224,18 @@ def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Be
     waits for it and then reads the file. Denormal floats are flushed there as here.
     """
     import multiprocessing
+
+    from benchmark.amp import denormals_flushed
     settings = _section(cfg, stage)
     if (multiprocessing.current_process().daemon  # a daemon (someone's pool worker) starts none
             or torch.get_num_threads() < 2 * PRETRAIN_THREADS
             or int(settings.get('max_epochs', 0)) < BESIDE_MIN_EPOCHS
-            or int(settings.get('num_workers', 0)) > 0
-            or not (_to_train(cfg, stage) and _to_train(cfg, alongside))):
+            or int(settings.get('num_workers', 0)) > 0):
         return None
-    spec, path = _cache_file(cfg, stage)
+    todo = _to_train(cfg, stage)
+    if todo is None or _to_train(cfg, alongside) is None:
+        return None
+    spec, path = todo
     # the corpus is generated here (once, in parallel workers, which a daemon may not start)
     # and only read there; the action backbone trains on the same split
     DATASETS.build(spec['source'])
@@ -237,9 +243,8 @@ def pretrain_beside(cfg, stage: str, log: Path, alongside: str = 'action') -> Be
     log.parent.mkdir(parents=True, exist_ok=True)
     outcome = log.with_suffix('.json')
     outcome.unlink(missing_ok=True)
-    flushed = (torch.tensor([1e-39]) * torch.tensor([1.0])).item() == 0.0
     process = multiprocessing.get_context('spawn').Process(
-        target=_train_beside, args=(spec, str(path), stage, str(log), str(outcome), flushed),
+        target=_train_beside, args=(spec, str(path), stage, str(log), str(outcome), denormals_flushed()),
         name=f'{stage} pretraining', daemon=True)
     process.start()
     return Beside(process, stage, log, outcome)

@@ -111,6 +111,8 @@ def numerics() -> dict[str, str]:
     import re
 
     import torch
+
+    from benchmark.amp import denormals_flushed
     config = torch.__config__.show()
     blas = re.search(r'BLAS_INFO=(\w+)', config)
     mkl = re.search(r'Math Kernel Library Version ([\w.\-]+)', config)
@@ -120,9 +122,8 @@ def numerics() -> dict[str, str]:
         parts[0] += f' {mkl.group(1)}'
     if cpu:
         parts.append(cpu.group(1))
-    tiny = torch.tensor([1e-39]) * torch.tensor([1.0])
     return {'threads': str(torch.get_num_threads()), 'torch': torch.__version__,
-            'blas': ', '.join(parts), 'denormals': 'flushed' if tiny.item() == 0.0 else 'kept'}
+            'blas': ', '.join(parts), 'denormals': 'flushed' if denormals_flushed() else 'kept'}
 
 
 def provenance(device: str = 'cpu') -> dict[str, str]:

@@ -227,10 +227,8 @@ def _both_cfg(seed: int, **privacy):
 
 @pytest.fixture
 def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with target_pretrain.threads(2):
+        yield
 
 
 def test_the_privacy_backbone_trains_beside_the_actions_into_the_same_weights(tmp_path, monkeypatch,
@@ -268,11 +266,9 @@ def test_no_process_beside_on_one_thread_a_short_schedule_or_a_cached_backbone(t
     torch.set_num_threads(2)
     import multiprocessing
     daemon = SimpleNamespace(daemon=True)  # a daemon (say, a pool's worker) may start no process
-    monkeypatch.setattr(multiprocessing, 'current_process', lambda: daemon)
-    assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
-    monkeypatch.undo()
-    monkeypatch.setenv('BENCH_CACHE', str(tmp_path))
-    monkeypatch.setattr(target_pretrain, 'BESIDE_MIN_EPOCHS', 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(multiprocessing, 'current_process', lambda: daemon)
+        assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
     pretrained_backbone(cfg, 'action')  # this process would not be training the action's
     assert target_pretrain.pretrain_beside(cfg, 'privacy', log) is None
     assert not log.exists()
